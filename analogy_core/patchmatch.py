@@ -1,0 +1,225 @@
+"""Vectorised PatchMatch between two pairs of feature maps (CPU and CUDA alike).
+
+The patch distance is the one of the authors' release: the negated mean, over the patch
+pixels that fall inside both maps, of the summed dot products of the L2-normalised
+features of both pairs. Maximising that similarity equals minimising the paper's
+Σ‖F̄_A − F̄_B‖² + ‖F̄_A' − F̄_B'‖² for unit features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ._check import check_shape
+from .nnf import _resample_coords, clamp_nnf
+
+_EPS = 1e-12
+ProgressFn = Callable[[int], None]
+
+
+def normalise_features(f: torch.Tensor) -> torch.Tensor:
+    """Per-position L2 normalisation over channels; all-zero positions stay zero.
+
+    Args:
+        f: (N, C, H, W) features.
+
+    Returns:
+        (N, C, H, W) features of unit norm (or zero) at each position.
+    """
+    norm = f.norm(dim=1, keepdim=True)
+    out: torch.Tensor = f / norm.clamp_min(_EPS)
+    return out
+
+
+def random_search_radii(radius: int) -> list[int]:
+    """Radii of one random-search pass: ``radius`` halved down to 1 (``[]`` for 0)."""
+    radii = []
+    r = radius
+    while r >= 1:
+        radii.append(r)
+        r //= 2
+    return radii
+
+
+class _PatchScorer:
+    """Scores candidate matches of source pixels; one source/target image pair."""
+
+    def __init__(self, src: torch.Tensor, tgt: torch.Tensor, patch_size: int) -> None:
+        # src: (C, Hs, Ws), tgt: (C, Ht, Wt), already normalised and stacked.
+        self.r = r = patch_size // 2
+        self.hs, self.ws = src.shape[-2:]
+        self.ht, self.wt = tgt.shape[-2:]
+        self.ws2, self.wt2 = self.ws + 2 * r, self.wt + 2 * r
+        self.src = F.pad(src, (r, r, r, r)).permute(1, 2, 0).reshape(-1, src.shape[0]).contiguous()
+        self.tgt = F.pad(tgt, (r, r, r, r)).permute(1, 2, 0).reshape(-1, tgt.shape[0]).contiguous()
+
+    def score(self, sy: torch.Tensor, sx: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor) -> torch.Tensor:
+        """Mean similarity of patches at source (sy, sx) and target (ty, tx), each (M,)."""
+        r = self.r
+        base_s = (sy + r) * self.ws2 + (sx + r)
+        base_t = (ty + r) * self.wt2 + (tx + r)
+        acc = torch.zeros(sy.shape, device=self.src.device, dtype=self.src.dtype)
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                a = self.src.index_select(0, base_s + (dy * self.ws2 + dx))
+                b = self.tgt.index_select(0, base_t + (dy * self.wt2 + dx))
+                acc += torch.linalg.vecdot(a, b)
+        lo_y = torch.maximum(torch.maximum(-sy, -ty), torch.full_like(sy, -r))
+        hi_y = torch.minimum(torch.minimum(self.hs - 1 - sy, self.ht - 1 - ty), torch.full_like(sy, r))
+        lo_x = torch.maximum(torch.maximum(-sx, -tx), torch.full_like(sx, -r))
+        hi_x = torch.minimum(torch.minimum(self.ws - 1 - sx, self.wt - 1 - tx), torch.full_like(sx, r))
+        count = ((hi_y - lo_y + 1) * (hi_x - lo_x + 1)).to(acc.dtype)
+        return acc / count
+
+
+def _stack(feats: Sequence[torch.Tensor], name: str) -> torch.Tensor:
+    for i, f in enumerate(feats):
+        check_shape(f, "N C H W", f"{name}[{i}]")
+        if f.numel() == 0:
+            raise ValueError(f"{name}[{i}] is empty, shape {tuple(f.shape)}")
+    if len({tuple(f.shape) for f in feats}) != 1:
+        raise ValueError(f"{name} maps must share one shape, got {[tuple(f.shape) for f in feats]}")
+    return torch.cat([normalise_features(f) for f in feats], dim=1)
+
+
+def patchmatch(
+    source: Sequence[torch.Tensor],
+    target: Sequence[torch.Tensor],
+    *,
+    patch_size: int,
+    iters: int,
+    radius: int | None,
+    init: torch.Tensor | None = None,
+    jumps: Sequence[int] = (8, 4, 2, 1),
+    generator: torch.Generator | None = None,
+    check_interrupt: Callable[[], None] | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest-neighbour field from ``source`` patches to ``target`` patches.
+
+    For φ_a→b pass ``source=(F_A, F_A')`` and ``target=(F_B, F_B')``; for φ_b→a pass
+    ``source=(F_B', F_B)`` and ``target=(F_A', F_A)``. Each map is L2-normalised per
+    position; the similarity of two patches is the mean over their overlapping pixels of
+    the summed dot products.
+
+    Each iteration propagates good matches by jump flooding (steps ``jumps`` in four
+    directions, accepted only where strictly better) and then samples random candidates
+    around the current match at ``radius`` halved down to 1, kept within ``radius`` of
+    ``init`` (the whole target when ``radius`` is ``None``).
+
+    Args:
+        source: maps of shape (N, C, Hs, Ws), all the same shape.
+        target: as many maps of shape (N, C, Ht, Wt).
+        patch_size: odd patch width.
+        iters: PatchMatch iterations.
+        radius: random-search radius around ``init`` in pixels, or ``None`` for global.
+        init: (N, Hs, Ws, 2) int64 initial field; default the scaled identity.
+        jumps: propagation steps.
+        generator: CPU generator for the random search (deterministic for a seed).
+        check_interrupt: called once per propagation step; raise from it to stop.
+        progress: called with 1 after every iteration.
+
+    Returns:
+        ``(nnf, score)``: (N, Hs, Ws, 2) int64 absolute target (x, y) and (N, Hs, Ws)
+        float similarity of each match (higher is better, at most 2 for two pairs).
+
+    Raises:
+        ValueError: bad shapes, patch size or radius.
+    """
+    src = _stack(source, "source")
+    tgt = _stack(target, "target")
+    if len(source) != len(target) or src.shape[:2] != tgt.shape[:2]:
+        raise ValueError(
+            f"source and target need the same batch and channels, got {tuple(src.shape)} and {tuple(tgt.shape)}"
+        )
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be odd and >= 1, got {patch_size}")
+    if radius is not None and radius < 0:
+        raise ValueError(f"radius must be >= 0 or None, got {radius}")
+    n, _, hs, ws = src.shape
+    ht, wt = tgt.shape[-2:]
+    dev = src.device
+    if init is None:
+        from .nnf import identity_nnf
+
+        ident = identity_nnf(n, hs, ws, dev)
+        init = clamp_nnf(torch.round(_resample_coords(ident, (hs, ws), (hs, ws), (ht, wt))).long(), (ht, wt))
+    else:
+        check_shape(init, f"{n} {hs} {ws} 2", "init")
+        init = clamp_nnf(init.to(device=dev, dtype=torch.long), (ht, wt))
+    fields, scores = [], []
+    for i in range(n):
+        f, s = _patchmatch_one(
+            src[i], tgt[i], init[i], patch_size, iters, radius, tuple(jumps), generator, check_interrupt, progress
+        )
+        fields.append(f)
+        scores.append(s)
+    return torch.stack(fields), torch.stack(scores)
+
+
+def _patchmatch_one(
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    init: torch.Tensor,
+    patch_size: int,
+    iters: int,
+    radius: int | None,
+    jumps: tuple[int, ...],
+    generator: torch.Generator | None,
+    check_interrupt: Callable[[], None] | None,
+    progress: ProgressFn | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    scorer = _PatchScorer(src, tgt, patch_size)
+    hs, ws = src.shape[-2:]
+    ht, wt = tgt.shape[-2:]
+    dev = src.device
+    sy, sx = torch.meshgrid(torch.arange(hs, device=dev), torch.arange(ws, device=dev), indexing="ij")
+    sy, sx = sy.reshape(-1), sx.reshape(-1)
+    cur_x, cur_y = init[..., 0].reshape(-1).clone(), init[..., 1].reshape(-1).clone()
+    best = scorer.score(sy, sx, cur_y, cur_x)
+    if radius is None:
+        lo_x, hi_x = torch.zeros_like(cur_x), torch.full_like(cur_x, wt - 1)
+        lo_y, hi_y = torch.zeros_like(cur_y), torch.full_like(cur_y, ht - 1)
+        radii = random_search_radii(max(ht, wt))
+    else:
+        lo_x, hi_x = (cur_x - radius).clamp(0, wt - 1), (cur_x + radius).clamp(0, wt - 1)
+        lo_y, hi_y = (cur_y - radius).clamp(0, ht - 1), (cur_y + radius).clamp(0, ht - 1)
+        radii = random_search_radii(radius)
+
+    def try_candidates(cx: torch.Tensor, cy: torch.Tensor, valid: torch.Tensor) -> None:
+        nonlocal best
+        changed = valid & ((cx != cur_x) | (cy != cur_y))
+        idx = changed.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            return
+        s = scorer.score(sy[idx], sx[idx], cy[idx], cx[idx])
+        better = s > best[idx]
+        upd = idx[better]
+        cur_x[upd] = cx[upd]
+        cur_y[upd] = cy[upd]
+        best[upd] = s[better]
+
+    for _ in range(iters):
+        for k in jumps:
+            if check_interrupt is not None:
+                check_interrupt()
+            for ey, ex in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+                # candidate for p: φ(p − k·e) + k·e, defined where p − k·e lies in the source
+                ny, nx = sy - k * ey, sx - k * ex
+                valid = (ny >= 0) & (ny < hs) & (nx >= 0) & (nx < ws)
+                nidx = (ny.clamp(0, hs - 1) * ws + nx.clamp(0, ws - 1))
+                cx = (cur_x[nidx] + k * ex).clamp(0, wt - 1)
+                cy = (cur_y[nidx] + k * ey).clamp(0, ht - 1)
+                try_candidates(cx, cy, valid)
+        for r in radii:
+            offs = torch.randint(-r, r + 1, (2, sy.numel()), generator=generator).to(dev)
+            cx = torch.minimum(torch.maximum(cur_x + offs[0], lo_x), hi_x)
+            cy = torch.minimum(torch.maximum(cur_y + offs[1], lo_y), hi_y)
+            try_candidates(cx, cy, torch.ones_like(best, dtype=torch.bool))
+        if progress is not None:
+            progress(1)
+    nnf = torch.stack((cur_x.view(hs, ws), cur_y.view(hs, ws)), dim=-1)
+    return nnf, best.view(hs, ws)

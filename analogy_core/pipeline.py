@@ -1,0 +1,464 @@
+"""The coarse-to-fine Deep Image Analogy, as composable steps and one call.
+
+Every step takes an immutable ``AnalogyState`` and returns a new one, so the ComfyUI
+step nodes, the one-shot node and the CLI all run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ._check import check_finite, check_shape
+from .config import LAYERS, AnalogyConfig, DeconvMode, MaskMode
+from .deconv import deconvolve
+from .fusion import feature_mask, fuse
+from .nnf import nnf_to_flow, upsample_nnf
+from .patchmatch import patchmatch
+from .vgg import VGG19, layer_above, layer_below
+from .vote import patch_vote
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, str], None]
+InterruptFn = Callable[[], None]
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class AnalogyState:
+    """Everything one analogy has computed so far; a new object after every step.
+
+    Images are (N, 3, H, W) float RGB in 0..1; maps are dicts from layer name to
+    (N, C, h, w) features; fields are (N, h, w, 2) int64 absolute (x, y) targets.
+
+    Attributes:
+        a: A at the caller's size.
+        bp: B' at the caller's size.
+        a_net: A as fed to the network (size-limited, times ``ratio``).
+        bp_net: B' as fed to the network.
+        feat_a: F_A per layer.
+        feat_bp: F_B' per layer.
+        feat_ap: F_A' per layer, filled from relu5_1 downwards.
+        feat_b: F_B per layer, filled from relu5_1 downwards.
+        nnf_ab: φ_a→b per layer searched so far.
+        nnf_ba: φ_b→a per layer searched so far.
+        recon_bp: deconvolved R_B' per layer (on A's grid).
+        recon_a: deconvolved R_A per layer (on B's grid).
+    """
+
+    a: torch.Tensor
+    bp: torch.Tensor
+    a_net: torch.Tensor
+    bp_net: torch.Tensor
+    feat_a: Mapping[str, torch.Tensor]
+    feat_bp: Mapping[str, torch.Tensor]
+    feat_ap: Mapping[str, torch.Tensor]
+    feat_b: Mapping[str, torch.Tensor]
+    nnf_ab: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    nnf_ba: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    recon_bp: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    recon_a: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+    def size(self, side: str, layer: str) -> Size:
+        """(H, W) of the ``"a"`` or ``"b"`` side at ``layer`` (or ``"input"``/``"original"``)."""
+        if layer == "original":
+            t = self.a if side == "a" else self.bp
+        elif layer == "input":
+            t = self.a_net if side == "a" else self.bp_net
+        else:
+            t = (self.feat_a if side == "a" else self.feat_bp)[layer]
+        return (int(t.shape[-2]), int(t.shape[-1]))
+
+
+@dataclass(frozen=True)
+class AnalogyResult:
+    """Output of ``run_analogy``.
+
+    Attributes:
+        ap: (N, 3, H_A, W_A) A' in 0..1, at A's size.
+        b: (N, 3, H_B', W_B') B in 0..1, at B''s size.
+        flow_ab: (N, H_A, W_A, 2) float32 (dx, dy) from A into B' (original sizes).
+        flow_ba: (N, H_B', W_B', 2) float32 (dx, dy) from B' into A.
+        state: the final state (all layers' fields and features).
+        timings: seconds per stage.
+    """
+
+    ap: torch.Tensor
+    b: torch.Tensor
+    flow_ab: torch.Tensor
+    flow_ba: torch.Tensor
+    state: AnalogyState
+    timings: dict[str, float]
+
+
+def limited_size(
+    height: int, width: int, *, min_side: int, max_side: int, max_area: int, name: str = "image"
+) -> Size:
+    """Size an image is resized to so that its sides lie in [min_side, max_side] and its
+    area is at most ``max_area``, keeping the aspect ratio.
+
+    Raises:
+        ValueError: no such size exists for this aspect ratio; the message says which
+            limit to change.
+
+    Example:
+        >>> limited_size(1400, 900, min_side=200, max_side=700, max_area=350_000)
+        (700, 450)
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"{name} is empty ({width}x{height})")
+    scale = min(1.0, max_side / max(height, width), math.sqrt(max_area / (height * width)))
+    if min(height, width) * scale < min_side - 0.5:
+        up = min_side / min(height, width)
+        if scale < 1.0 or max(height, width) * up > max_side + 0.5 or height * width * up * up > max_area * 1.0001:
+            raise ValueError(
+                f"{name} is {width}x{height} px: its aspect ratio cannot fit sides in [{min_side}, {max_side}] "
+                f"with area <= {max_area}; crop it, or lower min_side / raise max_side and max_area"
+            )
+        scale = up
+    if scale >= 1.0:
+        return (round(height * scale), round(width * scale))
+    # round down so the area and side limits hold exactly
+    return (max(1, math.floor(height * scale + 1e-9)), max(1, math.floor(width * scale + 1e-9)))
+
+
+def _resize(image: torch.Tensor, size: Size) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def _net_inputs(
+    image: torch.Tensor, cfg: AnalogyConfig, name: str
+) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    lh, lw = limited_size(h, w, min_side=cfg.min_side, max_side=cfg.max_side, max_area=cfg.max_area, name=name)
+    if (lh, lw) != (h, w):
+        logger.info("%s: %dx%d px resized to %dx%d px to fit the size limits", name, w, h, lw, lh)
+    nh, nw = max(16, round(lh * cfg.ratio)), max(16, round(lw * cfg.ratio))
+    return _resize(image, (nh, nw))
+
+
+def _check_images(a: torch.Tensor, bp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    check_shape(a, "N 3 H W", "A")
+    check_shape(bp, "N 3 H W", "B'")
+    if a.shape[0] != bp.shape[0]:
+        if bp.shape[0] == 1:
+            bp = bp.expand(a.shape[0], -1, -1, -1)
+        elif a.shape[0] == 1:
+            a = a.expand(bp.shape[0], -1, -1, -1)
+        else:
+            raise ValueError(
+                f"A has batch {a.shape[0]} and B' has batch {bp.shape[0]}; pass equal batches or one image on a side"
+            )
+    for name, t in (("A", a), ("B'", bp)):
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a float image in 0..1, got dtype {t.dtype}")
+        check_finite(t, name)
+    return a, bp
+
+
+def prepare(vgg: VGG19, a: torch.Tensor, bp: torch.Tensor, cfg: AnalogyConfig) -> AnalogyState:
+    """Resize the inputs to the network size and extract their features (step 1).
+
+    Sets F_A' = F_A and F_B = F_B' at relu5_1.
+
+    Args:
+        vgg: the feature network.
+        a: (N, 3, H, W) RGB 0..1 image whose structure is kept.
+        bp: (N or 1, 3, H', W') RGB 0..1 image whose appearance is transferred.
+        cfg: size limits and ``ratio`` are read from it.
+
+    Returns:
+        The initial state.
+
+    Raises:
+        ValueError/TypeError: bad shapes, batch sizes, dtype, NaN, or sizes beyond limits.
+    """
+    a, bp = _check_images(a, bp)
+    param = next(vgg.parameters())
+    a = a.to(device=param.device, dtype=param.dtype)
+    bp = bp.to(device=param.device, dtype=param.dtype)
+    a_net, bp_net = _net_inputs(a, cfg, "A"), _net_inputs(bp, cfg, "B'")
+    with torch.no_grad():
+        fa, fbp = vgg.extract(a_net), vgg.extract(bp_net)
+    top = LAYERS[0]
+    return AnalogyState(
+        a=a, bp=bp, a_net=a_net, bp_net=bp_net, feat_a=fa, feat_bp=fbp,
+        feat_ap={top: fa[top]}, feat_b={top: fbp[top]},
+    )
+
+
+def _generator(seed: int, layer: str, direction: int) -> torch.Generator:
+    g = torch.Generator(device="cpu")
+    g.manual_seed(seed * 100 + LAYERS.index(layer) * 2 + direction)
+    return g
+
+
+def _require(mapping: Mapping[str, torch.Tensor], layer: str, what: str, step: str) -> torch.Tensor:
+    if layer not in mapping:
+        raise ValueError(f"{what} at {layer} is not computed yet; run {step} first")
+    return mapping[layer]
+
+
+def search_layer(
+    state: AnalogyState,
+    layer: str,
+    *,
+    patch_size: int,
+    iters: int,
+    radius: int | None,
+    seed: int = 0,
+    jumps: tuple[int, ...] = (8, 4, 2, 1),
+    progress: Callable[[int], None] | None = None,
+    check_interrupt: InterruptFn | None = None,
+) -> AnalogyState:
+    """Bidirectional NNF search at ``layer`` (step 2).
+
+    Below relu5_1 both fields start from the upsampled fields of the layer above and the
+    random search stays within ``radius`` of that start; at relu5_1 they start from the
+    scaled identity and ``radius=None`` searches globally.
+
+    Returns:
+        A new state with ``nnf_ab[layer]`` and ``nnf_ba[layer]``.
+
+    Raises:
+        ValueError: unknown layer, or F_A'/F_B at ``layer`` not computed yet.
+    """
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; use one of {LAYERS}")
+    fap = _require(state.feat_ap, layer, "F_A'", "the fusion of the layer above")
+    fb = _require(state.feat_b, layer, "F_B", "the fusion of the layer above")
+    fa, fbp = state.feat_a[layer], state.feat_bp[layer]
+    above = layer_above(layer)
+    init_ab = init_ba = None
+    if above is not None and above in state.nnf_ab:
+        a_hw, b_hw = state.size("a", layer), state.size("b", layer)
+        init_ab = upsample_nnf(state.nnf_ab[above], a_hw, state.size("b", above), b_hw)
+        init_ba = upsample_nnf(state.nnf_ba[above], b_hw, state.size("a", above), a_hw)
+    common = dict(patch_size=patch_size, iters=iters, radius=radius, jumps=jumps,
+                  check_interrupt=check_interrupt, progress=progress)
+    nnf_ab, _ = patchmatch((fa, fap), (fb, fbp), init=init_ab, generator=_generator(seed, layer, 0), **common)  # type: ignore[arg-type]
+    nnf_ba, _ = patchmatch((fbp, fb), (fap, fa), init=init_ba, generator=_generator(seed, layer, 1), **common)  # type: ignore[arg-type]
+    return dataclasses.replace(
+        state, nnf_ab={**state.nnf_ab, layer: nnf_ab}, nnf_ba={**state.nnf_ba, layer: nnf_ba}
+    )
+
+
+def _map_at(state: AnalogyState, side: str, layer: str, vgg: VGG19) -> torch.Tensor:
+    if layer == "input":
+        return vgg.preprocess(state.a_net if side == "a" else state.bp_net)
+    return (state.feat_a if side == "a" else state.feat_bp)[layer]
+
+
+def deconvolve_layer(
+    vgg: VGG19,
+    state: AnalogyState,
+    layer: str,
+    *,
+    patch_size: int,
+    iters: int,
+    history: int = 4,
+    mode: DeconvMode = "direct",
+    progress: Callable[[int], None] | None = None,
+    check_interrupt: InterruptFn | None = None,
+) -> AnalogyState:
+    """Warp the appearance features at ``layer`` and deconvolve them one layer down (step 3).
+
+    The target is F_B' at ``layer`` voted through φ_a→b (patches of ``patch_size``
+    averaged). ``"direct"`` optimises R_B' at the layer below, starting from F_B' there
+    voted through the upsampled field; ``"release"`` optimises the map two layers below
+    (or the image) the same way and forwards it one layer. Symmetrically for R_A.
+
+    Returns:
+        A new state with ``recon_bp`` and ``recon_a`` at the layer below.
+
+    Raises:
+        ValueError: ``layer`` is relu1_1, its fields are missing, or the mode is unknown.
+    """
+    if mode not in ("direct", "release"):
+        raise ValueError(f"deconvolution mode must be 'direct' or 'release', got {mode!r}")
+    lower = layer_below(layer)
+    start = lower if mode == "direct" else (layer_below(lower) if lower != LAYERS[-1] else "input")
+    nnfs = {
+        "a": _require(state.nnf_ab, layer, "φ_a→b", "the NNF search"),
+        "b": _require(state.nnf_ba, layer, "φ_b→a", "the NNF search"),
+    }
+    results = {}
+    for side, other in (("a", "b"), ("b", "a")):
+        # R on `side`'s grid, built from the other image's features.
+        nnf = nnfs[side]
+        target = patch_vote(_map_at(state, other, layer, vgg), nnf, patch_size)
+        src_hw = (
+            state.size(side, start) if start != "input" else tuple(_map_at(state, side, "input", vgg).shape[-2:])
+        )
+        other_start = _map_at(state, other, start, vgg)
+        up = upsample_nnf(nnf, src_hw, state.size(other, layer), tuple(other_start.shape[-2:]))  # type: ignore[arg-type]
+        init = patch_vote(other_start, up, patch_size)
+        x = deconvolve(vgg, start, layer, target, init, iters=iters, history=history,
+                       check_interrupt=check_interrupt, progress=progress)
+        if start != lower:
+            with torch.no_grad():
+                x = vgg.subnet(start, lower)(x)
+        results[side] = x
+    return dataclasses.replace(
+        state,
+        recon_bp={**state.recon_bp, lower: results["a"]},
+        recon_a={**state.recon_a, lower: results["b"]},
+    )
+
+
+def fuse_layer(
+    state: AnalogyState,
+    layer: str,
+    *,
+    alpha: float,
+    kappa: float = 300.0,
+    tau: float = 0.05,
+    mask: MaskMode = "sigmoid",
+) -> AnalogyState:
+    """F_A' = F_A∘W + R_B'∘(1 − W) and F_B = F_B'∘W' + R_A∘(1 − W') at ``layer`` (step 4).
+
+    W = α·M(F_A), W' = α·M(F_B'), with M from ``feature_mask``.
+
+    Returns:
+        A new state with ``feat_ap[layer]`` and ``feat_b[layer]``.
+
+    Raises:
+        ValueError: α outside [0, 1], or the deconvolution at ``layer`` is missing.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    r_bp = _require(state.recon_bp, layer, "R_B'", "the deconvolution of the layer above")
+    r_a = _require(state.recon_a, layer, "R_A", "the deconvolution of the layer above")
+    fa, fbp = state.feat_a[layer], state.feat_bp[layer]
+    w_a = alpha * feature_mask(fa, kappa=kappa, tau=tau, mode=mask)
+    w_b = alpha * feature_mask(fbp, kappa=kappa, tau=tau, mode=mask)
+    return dataclasses.replace(
+        state,
+        feat_ap={**state.feat_ap, layer: fuse(fa, r_bp, w_a)},
+        feat_b={**state.feat_b, layer: fuse(fbp, r_a, w_b)},
+    )
+
+
+def reconstruct(
+    state: AnalogyState, *, patch_size: int = 5, layer: str = LAYERS[-1]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pixels of A' and B by patch voting through the finest fields (step 6).
+
+    The fields at ``layer`` are carried to the caller's original image sizes and B' (for
+    A') and A (for B) are voted through them there.
+
+    Returns:
+        ``(ap, b, flow_ab, flow_ba)``: images (N, 3, H, W) in 0..1 at A's and B''s sizes,
+        and float32 (dx, dy) flows (N, H, W, 2) at those sizes.
+
+    Raises:
+        ValueError: the fields at ``layer`` are missing.
+    """
+    nnf_ab = _require(state.nnf_ab, layer, "φ_a→b", "the NNF search")
+    nnf_ba = _require(state.nnf_ba, layer, "φ_b→a", "the NNF search")
+    a_hw, b_hw = state.size("a", "original"), state.size("b", "original")
+    a_l, b_l = state.size("a", layer), state.size("b", layer)
+    ab = upsample_nnf(nnf_ab, a_hw, b_l, b_hw)
+    ba = upsample_nnf(nnf_ba, b_hw, a_l, a_hw)
+    ap = patch_vote(state.bp, ab, patch_size).clamp(0, 1)
+    b = patch_vote(state.a, ba, patch_size).clamp(0, 1)
+    flow_ab = nnf_to_flow(nnf_ab, a_hw, b_l, b_hw)
+    flow_ba = nnf_to_flow(nnf_ba, b_hw, a_l, a_hw)
+    return ap, b, flow_ab, flow_ba
+
+
+def total_work(cfg: AnalogyConfig) -> int:
+    """Progress units of a full run: 2 per PatchMatch iteration and L-BFGS step per layer,
+    plus one for the features and one for the vote."""
+    return len(LAYERS) * 2 * cfg.pm_iters + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + 2
+
+
+class _Tracker:
+    def __init__(self, total: int, progress: ProgressFn | None, device: torch.device) -> None:
+        self.done, self.total, self.stage = 0, total, ""
+        self.callback, self.device = progress, device
+        self.timings: dict[str, float] = {}
+
+    def step(self, n: int) -> None:
+        self.done += n
+        if self.callback is not None:
+            self.callback(min(self.done, self.total), self.total, self.stage)
+
+    @contextmanager
+    def stage_of(self, name: str) -> Iterator[None]:
+        self.stage = name
+        if self.callback is not None:
+            self.callback(self.done, self.total, name)
+        t0 = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def run_analogy(
+    vgg: VGG19,
+    a: torch.Tensor,
+    bp: torch.Tensor,
+    cfg: AnalogyConfig,
+    *,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    check_interrupt: InterruptFn | None = None,
+) -> AnalogyResult:
+    """The whole analogy: features, then for relu5_1 … relu1_1 search, deconvolve, fuse,
+    and finally the pixel vote.
+
+    Args:
+        vgg: loaded network (its device and dtype are used).
+        a: (N, 3, H, W) RGB 0..1; the structure of A' comes from it.
+        bp: (N or 1, 3, H', W') RGB 0..1; the appearance of A' comes from it.
+        cfg: settings (see ``AnalogyConfig``).
+        seed: seed of the random search; the same seed gives the same fields.
+        progress: ``progress(done, total, stage)`` in work units (``total_work(cfg)``).
+        check_interrupt: called often (each PatchMatch step and L-BFGS evaluation); raise
+            from it to cancel.
+
+    Returns:
+        The ``AnalogyResult``.
+
+    Raises:
+        ValueError/TypeError: invalid inputs, with the problem and the fix in the message.
+    """
+    param = next(vgg.parameters())
+    tracker = _Tracker(total_work(cfg), progress, param.device)
+    with tracker.stage_of("features"):
+        state = prepare(vgg, a, bp, cfg)
+        tracker.step(1)
+    for i, layer in enumerate(LAYERS):
+        if i > 0:
+            with tracker.stage_of(f"fusion {layer}"):
+                state = fuse_layer(state, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)
+        with tracker.stage_of(f"nnf {layer}"):
+            state = search_layer(
+                state, layer, patch_size=cfg.patch_sizes[i], iters=cfg.pm_iters, radius=cfg.search_radii[i],
+                seed=seed, jumps=cfg.pm_jumps, progress=tracker.step, check_interrupt=check_interrupt,
+            )
+        if i + 1 < len(LAYERS):
+            with tracker.stage_of(f"deconv {layer}"):
+                state = deconvolve_layer(
+                    vgg, state, layer, patch_size=cfg.patch_sizes[i], iters=cfg.lbfgs_iters,
+                    history=cfg.lbfgs_history, mode=cfg.deconv, progress=tracker.step,
+                    check_interrupt=check_interrupt,
+                )
+    with tracker.stage_of("vote"):
+        ap, b, flow_ab, flow_ba = reconstruct(state, patch_size=cfg.vote_patch)
+        tracker.step(1)
+    return AnalogyResult(ap=ap, b=b, flow_ab=flow_ab, flow_ba=flow_ba, state=state, timings=tracker.timings)

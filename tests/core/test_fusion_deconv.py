@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from analogy_core import deconvolve, feature_mask, fuse
+
+
+def test_fusion_alpha_extremes_return_each_side(device):
+    c, r = torch.rand(1, 8, 5, 5, device=device), torch.rand(1, 8, 5, 5, device=device)
+    m = feature_mask(c)
+    assert torch.equal(fuse(c, r, 0.0 * m), r)
+    assert torch.allclose(fuse(c, r, torch.ones_like(m)), c)
+
+
+def test_mask_sigmoid_and_step(device):
+    f = torch.zeros(1, 2, 1, 3, device=device)
+    f[0, 0, 0, 1] = 1.0
+    f[0, 0, 0, 2] = 2.0  # normalised squared norms: 0, 0.25, 1
+    step = feature_mask(f, tau=0.5, mode="step").flatten().tolist()
+    assert step == [0.0, 0.0, 1.0]
+    sig = feature_mask(f, kappa=300, tau=0.05).flatten()
+    assert sig[0] < 1e-5 and sig[1] > 0.999 and sig[2] > 0.999
+    flat = feature_mask(torch.ones(1, 2, 3, 3, device=device), mode="step")
+    assert torch.isfinite(flat).all() and flat.sum() == 0
+
+
+def test_fuse_rejects_shape_mismatch(device):
+    with pytest.raises(ValueError, match="must match"):
+        fuse(torch.rand(1, 2, 3, 3, device=device), torch.rand(1, 2, 3, 4, device=device), 0.5)
+
+
+def test_deconvolution_recovers_given_features(vgg, device):
+    """relu2_1 of an image is matched by optimising its relu1_1 from a perturbed start."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(32, 32), mode="bilinear")
+    feats = vgg.extract(img.to(device))
+    truth, target = feats["relu1_1"], feats["relu2_1"]
+    init = (truth + 0.5 * truth.std() * torch.randn(truth.shape, generator=g).to(device)).clamp_min(0)
+    net = vgg.subnet("relu1_1", "relu2_1")
+    err0 = (net(init) - target).norm() / target.norm()
+    x = deconvolve(vgg, "relu1_1", "relu2_1", target, init, iters=100)
+    err = (net(x) - target).norm() / target.norm()
+    assert err < 0.05 and err < 0.2 * err0
+
+
+def test_deconvolution_recovers_the_image_behind_relu1_1(vgg, device):
+    """conv1_1 is injective on images (3 → 64 channels, no pooling): the input comes back."""
+    g = torch.Generator().manual_seed(1)
+    img = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=g), size=(24, 24), mode="bilinear")
+    x_true = vgg.preprocess(img.to(device))
+    target = vgg.extract(img.to(device))["relu1_1"]
+    init = torch.zeros_like(x_true)
+    x = deconvolve(vgg, "input", "relu1_1", target, init, iters=100)
+    assert (x - x_true).norm() / x_true.norm() < 0.02
+
+
+def test_deconvolution_reports_progress_and_honours_interrupt(vgg, device):
+    feats = vgg.extract(torch.rand(1, 3, 32, 32, device=device))
+    calls = []
+    deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], torch.zeros_like(feats["relu4_1"]), iters=5,
+               progress=calls.append)
+    assert sum(calls) == 5
+
+    class Stop(Exception):
+        pass
+
+    def stop():
+        raise Stop
+
+    with pytest.raises(Stop):
+        deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], feats["relu4_1"], iters=5, check_interrupt=stop)
+
+
+def test_deconvolution_works_under_inference_mode(vgg, device):
+    with torch.inference_mode():
+        feats = vgg.extract(torch.rand(1, 3, 32, 32, device=device))
+        x = deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], torch.zeros_like(feats["relu4_1"]), iters=3)
+    assert torch.isfinite(x).all()

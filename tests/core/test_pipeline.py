@@ -1,0 +1,142 @@
+"""End-to-end runs on the real VGG19 weights at small sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from analogy_core import (
+    LAYERS,
+    PRESETS,
+    deconvolve_layer,
+    fuse_layer,
+    prepare,
+    reconstruct,
+    run_analogy,
+    search_layer,
+    total_work,
+)
+from analogy_core.__main__ import load_image
+
+DEMO = Path(__file__).resolve().parents[2] / "demo"
+FAST = dataclasses.replace(PRESETS["paper"], min_side=32, max_side=128, pm_iters=4, lbfgs_iters=15)
+
+
+def _demo(device, size=(64, 96)):
+    a = F.interpolate(load_image(DEMO / "a.png"), size=size, mode="bilinear", antialias=True)
+    bp = F.interpolate(load_image(DEMO / "bp.png"), size=size, mode="bilinear", antialias=True)
+    return a.to(device), bp.to(device)
+
+
+def test_run_shapes_ranges_and_bounds(vgg, device):
+    a, bp = _demo(device)
+    bp = bp[:, :, :56, :80]  # different sizes on the two sides
+    seen = []
+    res = run_analogy(vgg, a, bp, FAST, progress=lambda d, t, s: seen.append((d, t, s)))
+    assert res.ap.shape == a.shape and res.b.shape == bp.shape
+    assert res.ap.min() >= 0 and res.ap.max() <= 1 and torch.isfinite(res.b).all()
+    for flow, (hs, ws), (ht, wt) in ((res.flow_ab, (64, 96), (56, 80)), (res.flow_ba, (56, 80), (64, 96))):
+        assert flow.shape == (1, hs, ws, 2) and flow.dtype == torch.float32
+        ys, xs = torch.meshgrid(torch.arange(hs), torch.arange(ws), indexing="ij")
+        tx, ty = xs.to(device) + flow[0, ..., 0], ys.to(device) + flow[0, ..., 1]
+        assert tx.min() >= 0 and tx.max() <= wt - 1 and ty.min() >= 0 and ty.max() <= ht - 1
+    assert seen[-1][0] == seen[-1][1] == total_work(FAST)
+    assert {"features", "vote"} | {f"nnf {name}" for name in LAYERS} <= set(res.timings)
+
+
+def test_same_seed_same_fields(vgg, device):
+    a, bp = _demo(device, (48, 64))
+    cfg = dataclasses.replace(FAST, lbfgs_iters=3)
+    r1 = run_analogy(vgg, a, bp, cfg, seed=7)
+    r2 = run_analogy(vgg, a, bp, cfg, seed=7)
+    assert torch.equal(r1.flow_ab, r2.flow_ab) and torch.equal(r1.flow_ba, r2.flow_ba)
+
+
+def test_identical_images_give_identity_and_reproduce_a(vgg, device):
+    a, _ = _demo(device)
+    res = run_analogy(vgg, a, a, dataclasses.replace(FAST, lbfgs_iters=5))
+    still = (res.flow_ab.abs().sum(-1) == 0).float().mean()
+    assert still > 0.95
+    assert (res.ap - a).abs().mean() < 0.01
+
+
+def test_known_shift_and_colour_change_are_recovered(vgg, device):
+    """B' = colour-mapped copy of A shifted by (6, 4): the field finds the shift and A'
+    takes B''s colours far better than A itself does."""
+    a_big, _ = _demo(device, (84, 112))
+    a = a_big[:, :, :72, :96]
+    shifted = a_big[:, :, 4:76, 6:102]
+    mix = torch.tensor([[0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.7, 0.1, 0.2]], device=device)
+
+    def appearance(x):
+        return torch.einsum("ij,njhw->nihw", mix, x).clamp(0, 1) ** 0.8
+
+    bp = appearance(shifted)
+    res = run_analogy(vgg, a, bp, dataclasses.replace(FAST, lbfgs_iters=30, pm_iters=6))
+    inner = (slice(8, 64), slice(8, 88))
+    err = (res.flow_ab[0, inner[0], inner[1]] - torch.tensor([-6.0, -4.0], device=device)).norm(dim=-1)
+    assert (err <= 1.0).float().mean() > 0.8
+    truth = appearance(a)
+    mse_ap = F.mse_loss(res.ap[..., inner[0], inner[1]], truth[..., inner[0], inner[1]])
+    mse_a = F.mse_loss(a[..., inner[0], inner[1]], truth[..., inner[0], inner[1]])
+    assert mse_ap < 0.25 * mse_a
+
+
+def test_step_functions_compose_to_run_analogy(vgg, device):
+    a, bp = _demo(device, (48, 64))
+    cfg = dataclasses.replace(FAST, lbfgs_iters=4, pm_iters=2)
+    whole = run_analogy(vgg, a, bp, cfg, seed=3)
+    st = prepare(vgg, a, bp, cfg)
+    for i, layer in enumerate(LAYERS):
+        if i:
+            st = fuse_layer(st, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)
+        st = search_layer(st, layer, patch_size=cfg.patch_sizes[i], iters=cfg.pm_iters, radius=cfg.search_radii[i], seed=3)
+        if i + 1 < len(LAYERS):
+            st = deconvolve_layer(vgg, st, layer, patch_size=cfg.patch_sizes[i], iters=cfg.lbfgs_iters, mode=cfg.deconv)
+    ap, b, fab, fba = reconstruct(st, patch_size=cfg.vote_patch)
+    assert torch.equal(ap, whole.ap) and torch.equal(b, whole.b) and torch.equal(fab, whole.flow_ab)
+
+
+def test_release_deconvolution_mode_runs(vgg, device):
+    a, bp = _demo(device, (48, 64))
+    res = run_analogy(vgg, a, bp, dataclasses.replace(FAST, deconv="release", mask="step", lbfgs_iters=3))
+    assert torch.isfinite(res.ap).all()
+
+
+def test_steps_out_of_order_raise(vgg, device):
+    a, bp = _demo(device, (48, 64))
+    st = prepare(vgg, a, bp, FAST)
+    with pytest.raises(ValueError, match="not computed yet"):
+        search_layer(st, "relu4_1", patch_size=3, iters=1, radius=6)
+    with pytest.raises(ValueError, match="not computed yet"):
+        deconvolve_layer(vgg, st, "relu5_1", patch_size=3, iters=1)
+
+
+def test_interrupt_stops_the_run(vgg, device):
+    a, bp = _demo(device, (48, 64))
+
+    class Cancelled(Exception):
+        pass
+
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) > 3:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        run_analogy(vgg, a, bp, FAST, check_interrupt=check)
+
+
+def test_batches_pair_and_broadcast(vgg, device):
+    a, bp = _demo(device, (48, 64))
+    a2 = torch.cat([a, a.flip(-1)])
+    res = run_analogy(vgg, a2, bp, dataclasses.replace(FAST, lbfgs_iters=3, pm_iters=2))
+    assert res.ap.shape == (2, 3, 48, 64) and res.b.shape == (2, 3, 48, 64)
+    with pytest.raises(ValueError, match="batch 2 and B' has batch 3"):
+        run_analogy(vgg, a2, torch.cat([bp] * 3), FAST)

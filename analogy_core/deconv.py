@@ -67,19 +67,26 @@ def deconvolve(
     check_shape(init, "N C H W", "init")
     net = vgg.subnet(start, end)
     with torch.inference_mode(False), torch.enable_grad():
-        net = _autograd_ready(net)
+        net = _autograd_ready(net).to(memory_format=torch.channels_last)
         tgt = target.detach().clone()
-        x = init.detach().clone().requires_grad_(True)
         with torch.no_grad():
-            probe = net(x)
+            probe = net(init.detach().clone())
         if probe.shape != tgt.shape:
             raise ValueError(
                 f"init {tuple(init.shape)} maps to {tuple(probe.shape)} at {end}, but target is {tuple(tgt.shape)}"
             )
         if iters == 0:
             return init
+        # Optimise a rescaled copy of x, stored channels-last (NHWC contiguous; oneDNN's
+        # fast layout on CPU), against the loss relative to the target's energy. VGG maps
+        # reach 1e3 while the gradient is tiny, and without this scaling L-BFGS's first
+        # step and line search stall in float32.
+        rms = init.detach().pow(2).mean().sqrt()
+        scale = rms if float(rms) > 1e-6 else torch.ones_like(rms)
+        energy = tgt.pow(2).sum().clamp_min(1e-12)
+        var = (init.detach() / scale).permute(0, 2, 3, 1).contiguous().requires_grad_(True)
         opt = torch.optim.LBFGS(
-            [x],
+            [var],
             lr=1.0,
             max_iter=iters,
             history_size=history,
@@ -94,7 +101,7 @@ def deconvolve(
             if check_interrupt is not None:
                 check_interrupt()
             opt.zero_grad()
-            loss: torch.Tensor = 0.5 * (net(x) - tgt).pow(2).sum()
+            loss: torch.Tensor = (net(var.permute(0, 3, 1, 2) * scale) - tgt).pow(2).sum() / energy
             loss.backward()  # type: ignore[no-untyped-call]
             evals += 1
             if progress is not None and evals <= iters:
@@ -104,6 +111,6 @@ def deconvolve(
         opt.step(closure)  # type: ignore[no-untyped-call]
         if progress is not None and evals < iters:
             progress(iters - evals)
-        result = x.detach()
+        result = (var.detach() * scale).permute(0, 3, 1, 2).contiguous()
     check_finite(result, f"deconvolution result at {start}")
     return result

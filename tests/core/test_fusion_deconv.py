@@ -77,3 +77,22 @@ def test_deconvolution_works_under_inference_mode(vgg, device):
         feats = vgg.extract(torch.rand(1, 3, 32, 32, device=device))
         x = deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], torch.zeros_like(feats["relu4_1"]), iters=3)
     assert torch.isfinite(x).all()
+
+
+def test_deconvolution_makes_progress_on_real_feature_magnitudes(vgg, device):
+    """The first deconvolution of the demo pair (warped relu5_1 target, warped relu4_1
+    start): VGG maps reach 1e3 while the gradient is tiny, and an unscaled float32 L-BFGS
+    stalls at its first line search. The optimisation must cut the error."""
+    from pathlib import Path
+
+    from analogy_core import PRESETS, deconvolve_layer, patch_vote, prepare, search_layer
+    from analogy_core.__main__ import load_image
+
+    demo = Path(__file__).resolve().parents[2] / "demo"
+    st = prepare(vgg, load_image(demo / "a.png").to(device), load_image(demo / "bp.png").to(device), PRESETS["paper"])
+    st = search_layer(st, "relu5_1", patch_size=3, iters=10, radius=None)
+    target = patch_vote(st.feat_bp["relu5_1"], st.nnf_ab["relu5_1"], 3)
+    net = vgg.subnet("relu4_1", "relu5_1")
+    before = deconvolve_layer(vgg, st, "relu5_1", patch_size=3, iters=0).recon_bp["relu4_1"]
+    after = deconvolve_layer(vgg, st, "relu5_1", patch_size=3, iters=8).recon_bp["relu4_1"]
+    assert (net(after) - target).norm() < 0.85 * (net(before) - target).norm()

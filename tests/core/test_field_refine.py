@@ -1,0 +1,197 @@
+"""Flow fields (colour coding, warping) and the WLS refinement, with known answers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from analogy_core import FlowField, flow_to_colour, warp_by_field, wls_apply, wls_filter, wls_refine, wls_weights
+from analogy_core.nnf import identity_nnf, nnf_to_flow
+from analogy_core.vote import warp
+
+
+def _constant_flow(dx: float, dy: float, h: int = 4, w: int = 5, n: int = 1) -> torch.Tensor:
+    return torch.tensor([dx, dy], dtype=torch.float32).expand(n, h, w, 2).contiguous()
+
+
+# ------------------------------------------------------------------------- FlowField
+def test_field_sizes_and_targets():
+    f = FlowField(_constant_flow(1.0, 2.0, 3, 4, n=2), (6, 8))
+    assert f.source_hw == (3, 4) and f.target_hw == (6, 8) and f.batch == 2
+    t = f.targets()
+    assert t.shape == (2, 3, 4, 2)
+    assert t[0, 2, 3].tolist() == [4.0, 4.0]  # (x, y) = (3 + 1, 2 + 2)
+
+
+@pytest.mark.parametrize(
+    ("flow", "target", "error", "match"),
+    [
+        (torch.zeros(1, 4, 4), (4, 4), ValueError, r"shape \(N H W 2\)"),
+        (torch.zeros(1, 4, 4, 2, dtype=torch.float64), (4, 4), TypeError, "float32"),
+        (torch.zeros(1, 4, 4, 2), (0, 4), ValueError, "positive"),
+    ],
+)
+def test_field_rejects_bad_values(flow, target, error, match):
+    with pytest.raises(error, match=match):
+        FlowField(flow, target)
+
+
+# -------------------------------------------------------------------- colour coding
+@pytest.mark.parametrize(
+    ("dx", "dy", "rgb"),
+    [
+        (1.0, 0.0, (1.0, 0.0, 0.0)),  # +x: red
+        (-1.0, 0.0, (0.0, 1.0, 1.0)),  # -x: cyan
+        (0.0, 1.0, (0.5, 1.0, 0.0)),  # +y (down): yellow-green
+        (0.0, -1.0, (0.5, 0.0, 1.0)),  # -y: violet
+        (0.0, 0.0, (1.0, 1.0, 1.0)),  # still: white
+    ],
+)
+def test_direction_colours(dx, dy, rgb):
+    out = flow_to_colour(FlowField(_constant_flow(dx, dy), (4, 5)), max_flow=1.0)
+    assert out.shape == (1, 3, 4, 5)
+    torch.testing.assert_close(out[0, :, 1, 1], torch.tensor(rgb), atol=1e-6, rtol=0)
+
+
+def test_direction_saturation_scales_with_length():
+    flow = torch.zeros(1, 1, 2, 2)
+    flow[0, 0, 0] = torch.tensor([2.0, 0.0])
+    flow[0, 0, 1] = torch.tensor([4.0, 0.0])
+    auto = flow_to_colour(FlowField(flow, (1, 8)))  # longest flow (4 px) is fully saturated
+    torch.testing.assert_close(auto[0, :, 0, 1], torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(auto[0, :, 0, 0], torch.tensor([1.0, 0.5, 0.5]))
+    fixed = flow_to_colour(FlowField(flow, (1, 8)), max_flow=8.0)
+    torch.testing.assert_close(fixed[0, :, 0, 1], torch.tensor([1.0, 0.5, 0.5]))
+
+
+def test_coordinate_colours_of_identity_field():
+    flow = nnf_to_flow(identity_nnf(1, 3, 5))
+    out = flow_to_colour(FlowField(flow, (3, 5)), mode="coordinates")
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([0.0, 0.0, 1.0]))  # top left: blue
+    torch.testing.assert_close(out[0, :, 0, 4], torch.tensor([1.0, 0.0, 0.0]))  # top right: red
+    torch.testing.assert_close(out[0, :, 2, 0], torch.tensor([0.0, 1.0, 1.0]))  # bottom left: cyan
+    torch.testing.assert_close(out[0, :, 2, 4], torch.tensor([1.0, 1.0, 0.0]))  # bottom right: yellow
+    torch.testing.assert_close(out[0, 0, 1], torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]))
+
+
+def test_colour_rejects_bad_mode_and_max_flow():
+    f = FlowField(_constant_flow(1.0, 0.0), (4, 5))
+    with pytest.raises(ValueError, match="mode"):
+        flow_to_colour(f, mode="rainbow")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_flow"):
+        flow_to_colour(f, max_flow=0.0)
+
+
+# ------------------------------------------------------------------------- warping
+def test_warp_identity_and_integer_shift():
+    img = torch.rand(2, 3, 6, 7)
+    ident = FlowField(torch.zeros(1, 6, 7, 2), (6, 7))
+    for mode in ("bilinear", "nearest"):
+        torch.testing.assert_close(warp_by_field(img, ident, mode=mode), img)
+    shift = FlowField(_constant_flow(2.0, 1.0, 4, 5), (6, 7))
+    out = warp_by_field(img, shift, mode="bilinear")
+    assert out.shape == (2, 3, 4, 5)
+    torch.testing.assert_close(out, img[:, :, 1:5, 2:7])
+    torch.testing.assert_close(warp_by_field(img, shift, mode="nearest"), img[:, :, 1:5, 2:7])
+
+
+def test_warp_half_pixel_is_bilinear_average():
+    img = torch.tensor([[[[0.0, 1.0, 2.0, 3.0]]]])
+    out = warp_by_field(img, FlowField(_constant_flow(0.5, 0.0, 1, 3), (1, 4)))
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([0.5, 1.5, 2.5]))
+
+
+def test_warp_matches_core_nnf_warp():
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(1, 3, 9, 11, generator=g)
+    nnf = torch.stack(
+        (torch.randint(0, 11, (1, 5, 6), generator=g), torch.randint(0, 9, (1, 5, 6), generator=g)), dim=-1
+    )
+    field = FlowField(nnf_to_flow(nnf), (9, 11))
+    torch.testing.assert_close(warp_by_field(img, field, mode="nearest"), warp(img, nnf))
+    torch.testing.assert_close(warp_by_field(img, field, mode="bilinear"), warp(img, nnf))
+
+
+def test_warp_size_mismatch_raises_or_resizes(caplog):
+    field = FlowField(torch.zeros(1, 4, 4, 2), (4, 4))
+    img = torch.full((1, 1, 8, 8), 0.5)
+    with pytest.raises(ValueError, match="8x8 px but the field points into a 4x4 px image"):
+        warp_by_field(img, field)
+    with caplog.at_level("INFO", logger="analogy_core.field"):
+        out = warp_by_field(img, field, resize=True)
+    assert out.shape == (1, 1, 4, 4) and torch.allclose(out, torch.full_like(out, 0.5))
+    assert "resizing" in caplog.text
+
+
+def test_warp_batches_broadcast_and_mismatch_raises():
+    img = torch.rand(1, 3, 4, 4)
+    field = FlowField(torch.zeros(3, 4, 4, 2), (4, 4))
+    assert warp_by_field(img, field).shape == (3, 3, 4, 4)
+    with pytest.raises(ValueError, match="batch 2 but the field has batch 3"):
+        warp_by_field(torch.rand(2, 3, 4, 4), field)
+
+
+# ---------------------------------------------------------------------------- WLS
+def _guide(h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    img = torch.rand(1, 3, h, w, generator=g) * 0.1 + 0.2
+    img[..., :, w // 2 :] += 0.6  # a strong vertical edge
+    return img
+
+
+def test_wls_solves_the_system():
+    guide = _guide().double()
+    rhs = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    out = wls_filter(rhs, guide, lam=0.8, alpha=1.0, tol=1e-8, max_iters=5000)
+    wx, wy = wls_weights(guide, lam=0.8, alpha=1.0)
+    residual = (wls_apply(out, wx, wy) - rhs).norm() / rhs.norm()
+    assert residual < 1e-7
+
+
+def test_wls_float32_agrees_with_float64():
+    guide = _guide()
+    rhs = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(2))
+    x32 = wls_filter(rhs, guide)
+    x64 = wls_filter(rhs.double(), guide.double(), tol=1e-10, max_iters=5000)
+    assert x32.dtype == torch.float32
+    assert (x32.double() - x64).abs().max() < 1e-3
+
+
+def test_wls_lambda_zero_returns_input_and_constant_stays_constant():
+    guide = _guide()
+    img = torch.rand(2, 3, 24, 32)
+    assert torch.equal(wls_filter(img, guide, lam=0.0), img)
+    flat = torch.full((1, 3, 24, 32), 0.3)
+    torch.testing.assert_close(wls_filter(flat, guide, lam=5.0), flat)
+
+
+def test_wls_smooths_within_regions_but_keeps_the_edge():
+    guide = _guide()
+    noise = torch.rand(1, 1, 24, 32, generator=torch.Generator().manual_seed(3)) * 0.2
+    step = torch.zeros(1, 1, 24, 32)
+    step[..., 16:] = 1.0
+    out = wls_filter(step + noise, guide, lam=0.8)
+    left, right = out[..., 2:-2, 2:14], out[..., 2:-2, 18:-2]
+    assert left.std() < 0.25 * noise.std() and right.std() < 0.25 * noise.std()
+    assert right.mean() - left.mean() > 0.9  # the edge survives
+
+
+def test_wls_refine_keeps_a_when_ap_equals_a_and_moves_towards_ap():
+    a = _guide()
+    torch.testing.assert_close(wls_refine(a, a), a)
+    tinted = (a + torch.tensor([0.1, -0.05, 0.0]).view(1, 3, 1, 1)).clamp(0, 1)
+    out = wls_refine(tinted, a)
+    assert out.shape == a.shape and out.min() >= 0 and out.max() <= 1
+    torch.testing.assert_close(out, tinted, atol=2e-3, rtol=0)  # a smooth colour shift passes through
+
+
+def test_wls_rejects_bad_inputs():
+    a = _guide()
+    with pytest.raises(ValueError, match="A' is 16x24 px but A is 32x24 px"):
+        wls_refine(torch.rand(1, 3, 24, 16), a)
+    with pytest.raises(ValueError, match="batch 2 and A has batch 3"):
+        wls_refine(torch.rand(2, 3, 24, 32), torch.rand(3, 3, 24, 32))
+    with pytest.raises(ValueError, match="alpha > 0"):
+        wls_filter(a, a, alpha=0.0)
+    with pytest.raises(ValueError, match="NaN"):
+        wls_filter(torch.full_like(a, float("nan")), a)

@@ -67,7 +67,7 @@ def deconvolve(
     check_shape(init, "N C H W", "init")
     net = vgg.subnet(start, end)
     with torch.inference_mode(False), torch.enable_grad():
-        net = _autograd_ready(net).to(memory_format=torch.channels_last)
+        net = _autograd_ready(net).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         tgt = target.detach().clone()
         with torch.no_grad():
             probe = net(init.detach().clone())

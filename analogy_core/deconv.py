@@ -23,7 +23,7 @@ def _autograd_ready(net: nn.Sequential) -> nn.Sequential:
     for m in net:
         if isinstance(m, nn.Conv2d):
             conv = nn.Conv2d(m.in_channels, m.out_channels, 3, padding=1)
-            conv.weight = nn.Parameter(m.weight.clone(), requires_grad=False)
+            conv.weight = nn.Parameter(m.weight.clone(memory_format=torch.preserve_format), requires_grad=False)
             assert m.bias is not None
             conv.bias = nn.Parameter(m.bias.clone(), requires_grad=False)
             layers.append(conv)
@@ -67,7 +67,7 @@ def deconvolve(
     check_shape(init, "N C H W", "init")
     net = vgg.subnet(start, end)
     with torch.inference_mode(False), torch.enable_grad():
-        net = _autograd_ready(net).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        net = _autograd_ready(net)
         tgt = target.detach().clone()
         with torch.no_grad():
             probe = net(init.detach().clone())

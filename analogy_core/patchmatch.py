@@ -47,6 +47,8 @@ def random_search_radii(radius: int) -> list[int]:
 class _PatchScorer:
     """Scores candidate matches of source pixels; one source/target image pair."""
 
+    _BLOCK_BYTES = 16 << 20  # gathered patch rows per chunk: large ops, still cache-friendly
+
     def __init__(self, src: torch.Tensor, tgt: torch.Tensor, patch_size: int) -> None:
         # src: (C, Hs, Ws), tgt: (C, Ht, Wt), already normalised and stacked.
         self.r = r = patch_size // 2
@@ -55,18 +57,30 @@ class _PatchScorer:
         self.ws2, self.wt2 = self.ws + 2 * r, self.wt + 2 * r
         self.src = F.pad(src, (r, r, r, r)).permute(1, 2, 0).reshape(-1, src.shape[0]).contiguous()
         self.tgt = F.pad(tgt, (r, r, r, r)).permute(1, 2, 0).reshape(-1, tgt.shape[0]).contiguous()
+        offsets = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+        dev = src.device
+        self.off_s = torch.tensor([dy * self.ws2 + dx for dy, dx in offsets], device=dev)
+        self.off_t = torch.tensor([dy * self.wt2 + dx for dy, dx in offsets], device=dev)
+        row_bytes = len(offsets) * src.shape[0] * src.element_size()
+        self.chunk = max(64, self._BLOCK_BYTES // row_bytes)
 
     def score(self, sy: torch.Tensor, sx: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor) -> torch.Tensor:
-        """Mean similarity of patches at source (sy, sx) and target (ty, tx), each (M,)."""
+        """Mean similarity of patches at source (sy, sx) and target (ty, tx), each (M,).
+
+        Zero padding outside the maps contributes nothing to the sum; the mean is over the
+        patch pixels inside both maps.
+        """
         r = self.r
         base_s = (sy + r) * self.ws2 + (sx + r)
         base_t = (ty + r) * self.wt2 + (tx + r)
-        acc = torch.zeros(sy.shape, device=self.src.device, dtype=self.src.dtype)
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                a = self.src.index_select(0, base_s + (dy * self.ws2 + dx))
-                b = self.tgt.index_select(0, base_t + (dy * self.wt2 + dx))
-                acc += torch.linalg.vecdot(a, b)
+        m = sy.numel()
+        acc = torch.empty(m, device=self.src.device, dtype=self.src.dtype)
+        for i in range(0, m, self.chunk):
+            bs, bt = base_s[i : i + self.chunk], base_t[i : i + self.chunk]
+            # one gather of all patch rows of the chunk per side, then a batched dot product
+            pa = self.src.index_select(0, (bs[:, None] + self.off_s).view(-1)).view(bs.numel(), 1, -1)
+            pb = self.tgt.index_select(0, (bt[:, None] + self.off_t).view(-1)).view(bt.numel(), -1, 1)
+            acc[i : i + self.chunk] = torch.bmm(pa, pb).view(-1)
         lo_y = torch.maximum(torch.maximum(-sy, -ty), torch.full_like(sy, -r))
         hi_y = torch.minimum(torch.minimum(self.hs - 1 - sy, self.ht - 1 - ty), torch.full_like(sy, r))
         lo_x = torch.maximum(torch.maximum(-sx, -tx), torch.full_like(sx, -r))

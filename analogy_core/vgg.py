@@ -146,7 +146,7 @@ class VGG19(nn.Module):
             raise ValueError(
                 f"image is {image.shape[-1]}x{image.shape[-2]} px; VGG19 needs at least 16 px per side to reach relu5_1"
             )
-        x = self.preprocess(image)
+        x = self.preprocess(image).contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
         wanted = {i: name for name, i in LAYER_INDEX.items()}
         for i, module in enumerate(self.features):
@@ -311,4 +311,6 @@ def load_vgg19(
     net.load_state_dict({k: sd[k].float() for k in expected})
     n_params = sum(math.prod(t.shape) for t in expected.values())
     logger.info("loaded VGG19 to relu5_1 from %s (%s convention, %d parameters)", p, conv_name, n_params)
-    return net.to(device=device, dtype=dtype)
+    # channels-last is oneDNN's fast layout on CPU (about 2x per conv here) and suits CUDA
+    net.to(device=device, dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return net

@@ -1,0 +1,154 @@
+"""Per-stage time and peak memory of a full analogy at several sizes.
+
+Each size runs in a fresh subprocess so that its peak memory is its own. In the same
+subprocess, on the same device, one VGG19 forward pass to relu5_1 on one input is timed,
+so results can be compared across machines as a ratio (total / VGG forward).
+
+    python -m bench.speed                        # demo pair, 224 and 448, photo2style
+    python -m bench.speed --sizes 224 448 1024 2048x1536 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+logger = logging.getLogger("bench.speed")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    """``"448"`` → (448, 448); ``"2048x1536"`` → (2048, 1536) as (width, height)."""
+    if "x" in text:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    return int(text), int(text)
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_one(args: argparse.Namespace) -> dict[str, Any]:
+    """Run one size in this process and return its measurements."""
+    import torch
+    import torch.nn.functional as F
+
+    from analogy_core import get_preset, load_vgg19, run_analogy
+    from analogy_core.__main__ import load_image
+
+    w, h = _parse_size(args.one)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    cfg = get_preset(args.preset)
+    # lift the size limits so the network sees exactly the requested size
+    cfg = dataclasses.replace(cfg, min_side=min(16, w, h), max_side=max(w, h), max_area=w * h)
+    if args.pm_iters is not None:
+        cfg = dataclasses.replace(cfg, pm_iters=args.pm_iters)
+    if args.lbfgs_iters is not None:
+        cfg = dataclasses.replace(cfg, lbfgs_iters=args.lbfgs_iters)
+    a = F.interpolate(load_image(args.a), size=(h, w), mode="bilinear", antialias=True).clamp(0, 1).to(device)
+    bp = F.interpolate(load_image(args.bp), size=(h, w), mode="bilinear", antialias=True).clamp(0, 1).to(device)
+    vgg = load_vgg19(device=device)
+    with torch.no_grad():
+        vgg.extract(a)  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        vgg.extract(a)
+        _sync(device)
+        vgg_forward = time.perf_counter() - t0
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    res = run_analogy(vgg, a, bp, cfg, seed=0)
+    _sync(device)
+    total = time.perf_counter() - t0
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"size": f"{w}x{h}", "device": str(device), "timings": res.timings, "total": total,
+            "peak_memory_bytes": int(peak), "vgg_forward": vgg_forward, "settings": dataclasses.asdict(cfg),
+            "threads": torch.get_num_threads()}
+
+
+def _group(timings: dict[str, float]) -> dict[str, float]:
+    out = {"features": 0.0, "nnf": 0.0, "deconv": 0.0, "fusion": 0.0, "vote": 0.0}
+    for stage, t in timings.items():
+        out[stage.split()[0]] += t
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the measurements: grouped stages, then per-layer detail."""
+    head = "| size | device | features s | NNF s | deconv s | fusion s | vote s | total s | peak memory | VGG fwd s | total / VGG fwd |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        g = _group(r["timings"])
+        lines.append(
+            f"| {r['size']} | {r['device']} | {g['features']:.2f} | {g['nnf']:.1f} | {g['deconv']:.1f} | "
+            f"{g['fusion']:.2f} | {g['vote']:.2f} | {r['total']:.1f} | {r['peak_memory_bytes'] / 2**30:.2f} GiB | "
+            f"{r['vgg_forward']:.3f} | {r['total'] / r['vgg_forward']:.0f} |"
+        )
+    layers = [k for k in rows[0]["timings"] if k.startswith(("nnf", "deconv"))] if rows else []
+    if layers:
+        lines += ["", "| size | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+        for r in rows:
+            lines.append(f"| {r['size']} | " + " | ".join(f"{r['timings'].get(k, 0.0):.1f}" for k in layers) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--a", default=str(ROOT / "demo" / "a.png"), help="image A (default: demo/a.png)")
+    p.add_argument("--bp", default=str(ROOT / "demo" / "bp.png"), help="image B' (default: demo/bp.png)")
+    p.add_argument("--sizes", nargs="+", default=["224", "448"], help="sizes, N or WxH (default 224 448)")
+    p.add_argument("--preset", default="photo2style")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--pm-iters", type=int, default=None)
+    p.add_argument("--lbfgs-iters", type=int, default=None)
+    p.add_argument("--json", default=None, help="also write all measurements to this file")
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.one:
+        print(json.dumps(run_one(args)))
+        return 0
+    rows = []
+    for size in args.sizes:
+        cmd = [sys.executable, "-m", "bench.speed", "--one", size, "--a", args.a, "--bp", args.bp,
+               "--preset", args.preset, "--device", args.device]
+        for flag in ("pm_iters", "lbfgs_iters"):
+            if getattr(args, flag) is not None:
+                cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+        logger.info("running %s ...", size)
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+            logger.error("size %s failed: %s", size, tail[0])
+            rows.append({"size": size, "error": tail[0]})
+            continue
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    ok = [r for r in rows if "error" not in r]
+    print(f"preset {args.preset}; pair {args.a} / {args.bp}")
+    print(table(ok))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['size']}: FAILED — {r['error']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0 if len(ok) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

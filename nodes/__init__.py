@@ -1,0 +1,35 @@
+"""The ComfyUI nodes of the pack: one module per algorithm stage, all thin wrappers
+around ``analogy_core``."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from .analogy import DeepImageAnalogy
+from .deconv import FeatureDeconvolution
+from .features import ExtractFeatures
+from .fusion import FeatureFusion
+from .helpers import VisualiseNNF, WarpImage, WarpMask, WLSRefine
+from .model import LoadVGG19
+from .nnf import NNFSearch
+from .reconstruct import PatchVoteReconstruction
+
+NODES: list[type[io.ComfyNode]] = [
+    LoadVGG19,
+    DeepImageAnalogy,
+    ExtractFeatures,
+    NNFSearch,
+    FeatureDeconvolution,
+    FeatureFusion,
+    PatchVoteReconstruction,
+    VisualiseNNF,
+    WarpImage,
+    WarpMask,
+    WLSRefine,
+]
+"""Every node class, in the order they appear in the menu."""
+
+__all__ = [
+    "NODES", "DeepImageAnalogy", "ExtractFeatures", "FeatureDeconvolution", "FeatureFusion", "LoadVGG19", "NNFSearch",
+    "PatchVoteReconstruction", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
+]

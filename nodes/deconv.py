@@ -1,0 +1,83 @@
+"""Step node: warp the appearance features through the fields and deconvolve one layer down."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..analogy_core import LAYERS, AnalogyState, deconvolve_layer
+from ._common import CATEGORY, STATE, VGG, Progress, VGGModel, check_interrupt, compute, odd_error, widget_error
+
+
+class FeatureDeconvolution(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DeepAnalogy_FeatureDeconvolution",
+            display_name="Feature Deconvolution (Deep Image Analogy)",
+            category=f"{CATEGORY}/steps",
+            description=(
+                "Warps B''s (and A's) features at this layer through the fields and inverts the VGG19 sub-network "
+                "with L-BFGS to get R_B' (and R_A) one layer down (Liao et al. 2017, §4.3 Latent Image "
+                "Reconstruction, eq. 3). Next: Feature Fusion at the layer below."
+            ),
+            inputs=[
+                VGG.Input("vgg", tooltip="The same network that extracted the features."),
+                STATE.Input("state", tooltip="From NNF Search at this layer."),
+                io.Combo.Input(
+                    "layer",
+                    options=list(LAYERS[:-1]),
+                    default=LAYERS[0],
+                    tooltip="Layer whose fields are used; the result lands one layer below (relu5_1 → relu4_1 …).",
+                ),
+                io.Int.Input(
+                    "iterations",
+                    default=100,
+                    min=0,
+                    max=1000,
+                    step=1,
+                    tooltip="L-BFGS iterations (paper: at most 100). Fewer is faster and blurrier; 0 keeps the "
+                    "warped initial guess.",
+                ),
+                io.Combo.Input(
+                    "mode",
+                    options=["direct", "release"],
+                    default="release",
+                    tooltip="direct: optimise the layer below through one block (the paper's eq. 3). release: "
+                    "optimise two layers below and forward one block, as the authors' released code does "
+                    "(photo2style preset).",
+                ),
+                io.Int.Input(
+                    "patch_size",
+                    default=3,
+                    min=1,
+                    max=15,
+                    step=2,
+                    tooltip="Patch width for voting the warped features (odd); use the NNF Search's patch size at "
+                    "this layer (3 at relu5_1–relu3_1, 5 at relu2_1).",
+                ),
+            ],
+            outputs=[
+                STATE.Output(
+                    "state_out",
+                    display_name="state",
+                    tooltip="The state with R_B' and R_A at the layer below; feed it to Feature Fusion there.",
+                ),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, layer: str, mode: str, patch_size: int) -> bool | str:
+        error = widget_error(cls, layer=layer, mode=mode, patch_size=patch_size)
+        return error or odd_error("patch_size", patch_size) or True
+
+    @classmethod
+    def execute(
+        cls, vgg: VGGModel, state: AnalogyState, layer: str, iterations: int, mode: str, patch_size: int
+    ) -> io.NodeOutput:
+        progress = Progress(2 * iterations)
+        with compute(vgg):
+            state = deconvolve_layer(
+                vgg.net, state, layer, patch_size=patch_size, iters=iterations, mode=mode,
+                progress=progress.step, check_interrupt=check_interrupt,
+            )
+        return io.NodeOutput(state)

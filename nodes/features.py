@@ -1,0 +1,98 @@
+"""Step node: resize A and B' to the network size and extract their VGG19 features."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..analogy_core import AnalogyConfig, prepare
+from ._common import BATCH_NOTE, CATEGORY, STATE, VGG, VGGModel, build_config, compute, image_to_core, widget_error
+
+_DEFAULTS = AnalogyConfig()
+
+
+class ExtractFeatures(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DeepAnalogy_ExtractFeatures",
+            display_name="Extract Features (Deep Image Analogy)",
+            category=f"{CATEGORY}/steps",
+            description=(
+                "Resizes A and B' to the network size and extracts their VGG19 features relu1_1…relu5_1, "
+                "setting F_A' = F_A and F_B = F_B' at relu5_1 (Liao et al. 2017, §4.1 Preprocessing). "
+                "First of the step nodes; next is NNF Search at relu5_1."
+            ),
+            inputs=[
+                VGG.Input("vgg", tooltip="The network from Load VGG19."),
+                io.Image.Input(
+                    "image_a",
+                    tooltip=f"A: the image whose structure is kept (A' looks like A painted like B'). {BATCH_NOTE}",
+                ),
+                io.Image.Input(
+                    "image_bp",
+                    tooltip=f"B': the image whose colours and texture are transferred. {BATCH_NOTE}",
+                ),
+                io.Float.Input(
+                    "ratio",
+                    default=_DEFAULTS.ratio,
+                    min=0.1,
+                    max=1.0,
+                    step=0.05,
+                    tooltip="Extra scale of the network input after the size limits: 1.0 for full detail, 0.5 for "
+                    "faces or to save memory and time (about 4× less).",
+                ),
+                io.Int.Input(
+                    "min_side",
+                    default=_DEFAULTS.min_side,
+                    min=16,
+                    max=4096,
+                    step=1,
+                    tooltip="Smallest allowed side of the working image in px (paper: 200); smaller images are "
+                    "enlarged to it.",
+                ),
+                io.Int.Input(
+                    "max_side",
+                    default=_DEFAULTS.max_side,
+                    min=16,
+                    max=4096,
+                    step=1,
+                    tooltip="Largest allowed side of the working image in px (paper: 700); larger images are "
+                    "shrunk. Memory and time grow with the square.",
+                ),
+                io.Int.Input(
+                    "max_area",
+                    default=_DEFAULTS.max_area,
+                    min=256,
+                    max=16_777_216,
+                    step=1,
+                    tooltip="Largest allowed area of the working image in px² (paper: 350000).",
+                ),
+            ],
+            outputs=[
+                STATE.Output(
+                    "state",
+                    display_name="state",
+                    tooltip="Features of A and B' at every layer; feed it to NNF Search at relu5_1.",
+                ),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, ratio: float, min_side: int, max_side: int, max_area: int) -> bool | str:
+        error = widget_error(cls, ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
+        if error is None:
+            try:
+                build_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
+            except ValueError as e:
+                error = str(e)
+        return error or True
+
+    @classmethod
+    def execute(
+        cls, vgg: VGGModel, image_a, image_bp, ratio: float, min_side: int, max_side: int, max_area: int
+    ) -> io.NodeOutput:
+        a, bp = image_to_core(image_a, "image_a"), image_to_core(image_bp, "image_bp")
+        cfg = build_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
+        with compute(vgg):
+            state = prepare(vgg.net, a, bp, cfg)
+        return io.NodeOutput(state)

@@ -1,0 +1,285 @@
+"""The pack inside a real ComfyUI server: registration, the API workflows in
+workflows/api/, agreement with the command line, errors and interruption.
+
+The workflows run on the demo images downscaled to 96x64 px with fewer iterations
+(PatchMatch 2, L-BFGS 5, min_side 32), patched into the JSON files at test time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _server import PromptRejected
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / "workflows" / "api"
+PACK_MODULE = "custom_nodes.deep_image_analogy"
+NODE_IDS = (
+    "DeepAnalogy_LoadVGG19",
+    "DeepAnalogy_DeepImageAnalogy",
+    "DeepAnalogy_ExtractFeatures",
+    "DeepAnalogy_NNFSearch",
+    "DeepAnalogy_FeatureDeconvolution",
+    "DeepAnalogy_FeatureFusion",
+    "DeepAnalogy_PatchVoteReconstruction",
+    "DeepAnalogy_VisualiseNNF",
+    "DeepAnalogy_WarpImage",
+    "DeepAnalogy_WarpMask",
+    "DeepAnalogy_WLSRefine",
+)
+SIZE = (96, 64)  # (W, H) of the test inputs
+SEED = 0
+PM_ITERS, LBFGS_ITERS, MIN_SIDE = 2, 5, 32
+
+# Test-owned copies of the inputs; the workflows' LoadImage names are mapped to them.
+INPUT_NAMES = {"dia_demo_a.png": "dia_test_a.png", "dia_demo_bp.png": "dia_test_bp.png"}
+STRIP = "dia_test_strip.png"
+OUTPUT_PREFIX = "dia_test_"
+
+# The CLI runs in this venv (torch 2.13.0 CPU), ComfyUI in its own (torch 2.14.1), and
+# they write PNGs differently (the CLI rounds, SaveImage truncates), so values may be
+# one level apart. Measured here: max 1 level, mean 0.34 level (34% of values off by
+# one). Allowed: max 2 levels per value, mean 0.6 level.
+MAX_LEVELS, MEAN_LEVELS = 2, 0.6
+
+
+# ------------------------------------------------------------------------ helpers
+def load_workflow(name: str) -> dict:
+    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+
+
+def patch(workflow: dict, class_type: str, **values) -> dict:
+    """Set ``values`` on every node of ``class_type`` (only inputs the node has)."""
+    found = False
+    for node in workflow.values():
+        if node["class_type"] == class_type:
+            found = True
+            node["inputs"].update({k: v for k, v in values.items() if k in node["inputs"]})
+    assert found, f"no {class_type} node in the workflow"
+    return workflow
+
+
+def small(workflow: dict, tag: str) -> dict:
+    """The test-size version of a workflow, saving under a unique prefix."""
+    wf = copy.deepcopy(workflow)
+    classes = {n["class_type"] for n in wf.values()}
+    if "DeepAnalogy_DeepImageAnalogy" in classes:
+        patch(wf, "DeepAnalogy_DeepImageAnalogy", seed=SEED, pm_iters=PM_ITERS, lbfgs_iters=LBFGS_ITERS,
+              min_side=MIN_SIDE)
+    if "DeepAnalogy_ExtractFeatures" in classes:
+        patch(wf, "DeepAnalogy_ExtractFeatures", min_side=MIN_SIDE)
+        patch(wf, "DeepAnalogy_NNFSearch", iterations=PM_ITERS, seed=SEED)
+        patch(wf, "DeepAnalogy_FeatureDeconvolution", iterations=LBFGS_ITERS)
+    for node in wf.values():
+        if node["class_type"] == "SaveImage":
+            name = node["inputs"]["filename_prefix"].rsplit("/", 1)[-1]
+            node["inputs"]["filename_prefix"] = f"{OUTPUT_PREFIX}{tag}_{uuid.uuid4().hex[:8]}/{name}"
+        if node["class_type"] == "LoadImage":
+            node["inputs"]["image"] = INPUT_NAMES.get(node["inputs"]["image"], node["inputs"]["image"])
+    return wf
+
+
+def node_id(workflow: dict, class_type: str, **inputs) -> str:
+    ids = [k for k, n in workflow.items() if n["class_type"] == class_type
+           and all(n["inputs"].get(name) == value for name, value in inputs.items())]
+    assert len(ids) == 1, f"{class_type} {inputs}: {ids}"
+    return ids[0]
+
+
+def saved(server, entry: dict, save_id: str) -> np.ndarray:
+    (path,) = server.output_images(entry, save_id)
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).astype(np.int16)
+
+
+def run_ok(server, workflow: dict, timeout: float = 600) -> dict:
+    entry = server.run(workflow, timeout=timeout)
+    assert server.status_str(entry) == "success", server.execution_error(entry) or server.messages(entry)
+    return entry
+
+
+def assert_close_levels(got: np.ndarray, want: np.ndarray, max_levels: int, mean_levels: float, what: str) -> None:
+    assert got.shape == want.shape, f"{what}: {got.shape} vs {want.shape}"
+    diff = np.abs(got - want)
+    assert diff.max() <= max_levels and diff.mean() <= mean_levels, (
+        f"{what}: max difference {diff.max()} levels, mean {diff.mean():.3f} "
+        f"(allowed {max_levels}, {mean_levels}); {np.mean(diff > 0) * 100:.1f}% of values differ"
+    )
+
+
+# ------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def inputs(comfy_server, tmp_path_factory):
+    """The demo images at 96x64 px in ComfyUI's input/ and in a temp dir for the CLI;
+    removed afterwards, with everything the tests saved in output/."""
+    here = tmp_path_factory.mktemp("inputs")
+    files = {}
+    for role, demo_name in (("a", "dia_demo_a.png"), ("bp", "dia_demo_bp.png")):
+        with Image.open(REPO / "demo" / f"{role}.png") as im:
+            small_im = im.convert("RGB").resize(SIZE, Image.Resampling.LANCZOS)
+        small_im.save(comfy_server.input_dir / INPUT_NAMES[demo_name])
+        small_im.save(here / f"{role}.png")
+        files[role] = here / f"{role}.png"
+    Image.new("RGB", (300, 8), (90, 120, 200)).save(comfy_server.input_dir / STRIP)
+    yield files
+    for name in [*INPUT_NAMES.values(), STRIP]:
+        (comfy_server.input_dir / name).unlink(missing_ok=True)
+    for folder in comfy_server.output_dir.glob(f"{OUTPUT_PREFIX}*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cli_output(inputs, tmp_path_factory) -> dict[str, np.ndarray]:
+    """The command line's A' and B for the same inputs and settings (this venv, torch 2.13)."""
+    out = tmp_path_factory.mktemp("cli")
+    cmd = [sys.executable, "-m", "analogy_core", str(inputs["a"]), str(inputs["bp"]), "--out", str(out),
+           "--preset", "photo2style", "--seed", str(SEED), "--pm-iters", str(PM_ITERS),
+           "--lbfgs-iters", str(LBFGS_ITERS), "--min-side", str(MIN_SIDE), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    result = {}
+    for name in ("a_prime", "b"):
+        with Image.open(out / f"{name}.png") as im:
+            result[name] = np.asarray(im.convert("RGB")).astype(np.int16)
+    return result
+
+
+@pytest.fixture(scope="module")
+def one_node_output(comfy_server, inputs) -> dict[str, np.ndarray]:
+    wf = small(load_workflow("one_node"), "one")
+    entry = run_ok(comfy_server, wf)
+    analogy = node_id(wf, "DeepAnalogy_DeepImageAnalogy")
+    ids = {wf[k]["inputs"]["images"][1]: k for k, n in wf.items()
+           if n["class_type"] == "SaveImage" and n["inputs"]["images"][0] == analogy}
+    return {"a_prime": saved(comfy_server, entry, ids[0]), "b": saved(comfy_server, entry, ids[1])}
+
+
+# --------------------------------------------------------------------------- tests
+def test_every_node_is_registered_by_the_pack(comfy_server):
+    failures = [ln for ln in comfy_server.log_text().splitlines()
+                if ("IMPORT FAILED" in ln or "Cannot import" in ln) and "deep_image_analogy" in ln]
+    assert not failures, "\n".join(failures)
+    for nid in NODE_IDS:
+        info = comfy_server.object_info(nid)
+        assert info is not None, f"{nid} missing from /object_info"
+        assert info["python_module"] == PACK_MODULE
+        assert info["category"].startswith("image/analogy")
+        for group in ("required", "optional"):
+            for name, spec in info["input"].get(group, {}).items():
+                assert spec[1].get("tooltip"), f"{nid}.{name} has no tooltip in /object_info"
+    loader = comfy_server.object_info("DeepAnalogy_LoadVGG19")
+    weights = loader["input"]["required"]["weights"]
+    options = weights[1]["options"] if weights[0] == "COMBO" else weights[0]
+    assert options[0].startswith("offline default")
+
+
+def test_workflow_files_only_use_known_nodes(comfy_server):
+    known = set(comfy_server.object_info())
+    for path in sorted(WORKFLOWS.glob("*.json")):
+        for nid, node in json.loads(path.read_text()).items():
+            assert node["class_type"] in known, f"{path.name} node {nid}: unknown {node['class_type']}"
+
+
+def test_one_node_matches_the_cli(one_node_output, cli_output):
+    for name in ("a_prime", "b"):
+        assert one_node_output[name].shape == (SIZE[1], SIZE[0], 3)
+        assert_close_levels(one_node_output[name], cli_output[name], MAX_LEVELS, MEAN_LEVELS, name)
+
+
+def test_visualise_and_warp_workflow(comfy_server, inputs, one_node_output):
+    wf = small(load_workflow("visualise_and_warp"), "vis")
+    entry = run_ok(comfy_server, wf)
+    saves = [k for k, n in wf.items() if n["class_type"] == "SaveImage"]
+    assert len(saves) == 4
+    for k in saves:
+        img = saved(comfy_server, entry, k)
+        assert img.shape == (SIZE[1], SIZE[0], 3), wf[k]["_meta"]["title"]
+    mask_img = saved(comfy_server, entry, node_id(wf, "SaveImage", images=[node_id(wf, "MaskToImage"), 0]))
+    warped = saved(comfy_server, entry, node_id(wf, "SaveImage", images=[node_id(wf, "DeepAnalogy_WarpImage"), 0]))
+    # the warped red-channel mask is the red channel of nearest-warped B', bilinear here: close
+    assert np.abs(mask_img[..., 0] - warped[..., 0]).mean() < 20
+    assert (mask_img[..., 0] == mask_img[..., 1]).all()
+
+
+def test_wls_refine_workflow(comfy_server, inputs, one_node_output):
+    wf = small(load_workflow("wls_refine"), "wls")
+    # the file uses photo2photo; photo2style reuses the cached analogy of the one-node test
+    patch(wf, "DeepAnalogy_DeepImageAnalogy", preset="photo2style")
+    entry = run_ok(comfy_server, wf)
+    refined = saved(comfy_server, entry, node_id(wf, "SaveImage", images=[node_id(wf, "DeepAnalogy_WLSRefine"), 0]))
+    assert refined.shape == (SIZE[1], SIZE[0], 3)
+
+
+def test_step_by_step_equals_one_node(comfy_server, one_node_output):
+    wf = small(load_workflow("step_by_step"), "steps")
+    assert sum(n["class_type"] == "DeepAnalogy_NNFSearch" for n in wf.values()) == 5
+    assert sum(n["class_type"] == "DeepAnalogy_FeatureDeconvolution" for n in wf.values()) == 4
+    assert sum(n["class_type"] == "DeepAnalogy_FeatureFusion" for n in wf.values()) == 4
+    entry = run_ok(comfy_server, wf)
+    vote = node_id(wf, "DeepAnalogy_PatchVoteReconstruction")
+    for index, name in ((0, "a_prime"), (1, "b")):
+        save = node_id(wf, "SaveImage", images=[vote, index])
+        # same code, same torch, same seed: identical up to nothing at all
+        assert_close_levels(saved(comfy_server, entry, save), one_node_output[name], 0, 0.0, name)
+
+
+def test_bad_search_radius_is_rejected_with_our_message(comfy_server, inputs):
+    wf = small(load_workflow("step_by_step"), "bad_radius")
+    bad = node_id(wf, "DeepAnalogy_NNFSearch", layer="relu3_1")
+    wf[bad]["inputs"]["search_radius"] = 0
+    with pytest.raises(PromptRejected) as info:
+        comfy_server.queue(wf)
+    assert info.value.status == 400
+    details = [e.get("details", "") for e in info.value.node_errors[bad]["errors"]]
+    assert any("search_radius 0 (global search) is only allowed at relu5_1" in d for d in details), details
+
+
+def test_image_too_small_fails_with_our_message(comfy_server, inputs):
+    wf = small(load_workflow("one_node"), "strip")
+    wf[node_id(wf, "LoadImage", image=INPUT_NAMES["dia_demo_a.png"])]["inputs"]["image"] = STRIP
+    entry = comfy_server.run(wf, timeout=300)
+    assert comfy_server.status_str(entry) == "error"
+    error = comfy_server.execution_error(entry)
+    assert error is not None, comfy_server.messages(entry)
+    assert error["node_type"] == "DeepAnalogy_DeepImageAnalogy"
+    assert error["exception_type"] == "ValueError"
+    assert error["exception_message"].startswith("A is 300x8 px: its aspect ratio cannot fit sides in [32, 700]")
+
+
+def test_interrupt_stops_a_long_analogy(comfy_server, inputs):
+    wf = small(load_workflow("one_node"), "interrupt")
+    # full iterations: about a minute of work on this machine if not stopped
+    patch(wf, "DeepAnalogy_DeepImageAnalogy", pm_iters=10, lbfgs_iters=100, seed=12345)
+    prompt_id = comfy_server.queue(wf)
+    deadline = time.monotonic() + 120
+    while prompt_id not in [item[1] for item in comfy_server.get_json("/queue").get("queue_running", [])]:
+        assert time.monotonic() < deadline, "the prompt never started"
+        time.sleep(0.1)
+    time.sleep(3.0)  # past the loaders (cached or about 1 s), well inside the analogy
+    sent = time.monotonic()
+    comfy_server.interrupt()
+    entry = comfy_server.wait(prompt_id, timeout=120, poll=0.05)
+    latency = time.monotonic() - sent
+    logger.info("the analogy stopped %.2f s after /interrupt", latency)
+    assert comfy_server.status_str(entry) == "error"
+    interrupted = [data for name, data in comfy_server.messages(entry) if name == "execution_interrupted"]
+    assert interrupted, comfy_server.messages(entry)
+    assert interrupted[0]["node_type"] == "DeepAnalogy_DeepImageAnalogy"  # stopped inside our node
+    assert comfy_server.execution_error(entry) is None
+    assert latency < 5.0, f"the analogy stopped {latency:.2f} s after /interrupt"
+

@@ -1,0 +1,114 @@
+"""Registration, schemas and input validation of the nodes (no analogy is run here)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+NODE_IDS = {
+    "DeepAnalogy_LoadVGG19",
+    "DeepAnalogy_DeepImageAnalogy",
+    "DeepAnalogy_ExtractFeatures",
+    "DeepAnalogy_NNFSearch",
+    "DeepAnalogy_FeatureDeconvolution",
+    "DeepAnalogy_FeatureFusion",
+    "DeepAnalogy_PatchVoteReconstruction",
+    "DeepAnalogy_VisualiseNNF",
+    "DeepAnalogy_WarpImage",
+    "DeepAnalogy_WarpMask",
+    "DeepAnalogy_WLSRefine",
+}
+
+
+def test_entrypoint_lists_every_node(node_classes):
+    assert set(node_classes) == NODE_IDS
+
+
+def test_schemas_follow_the_conventions(node_classes, comfy):
+    io = comfy.io
+    for node_id, cls in node_classes.items():
+        schema = cls.GET_SCHEMA()
+        assert schema.category.startswith("image/analogy"), node_id
+        assert "§" in schema.description and len(schema.description) > 80, node_id
+        for spec in schema.inputs:
+            assert spec.tooltip, f"{node_id}.{spec.id} has no tooltip"
+            if isinstance(spec, (io.Int.Input, io.Float.Input)):
+                assert None not in (spec.min, spec.max, spec.step), f"{node_id}.{spec.id} lacks min/max/step"
+                assert spec.min <= spec.default <= spec.max, f"{node_id}.{spec.id} default out of range"
+            if isinstance(spec, io.Combo.Input):
+                assert spec.default in spec.options, f"{node_id}.{spec.id} default not an option"
+        for out in schema.outputs:
+            assert out.tooltip, f"{node_id} output {out.id} has no tooltip"
+
+
+def test_custom_types_link_up(node_classes):
+    def types_of(specs):
+        return {str(s.io_type) for s in specs}
+
+    outputs = set().union(*(types_of(c.GET_SCHEMA().outputs) for c in node_classes.values()))
+    inputs = set().union(*(types_of(c.GET_SCHEMA().inputs) for c in node_classes.values()))
+    assert {"DIA_VGG", "DIA_STATE", "DIA_NNF"} <= outputs & inputs
+
+
+def test_vgg_folder_is_registered(comfy, common):
+    fp = comfy.folder_paths
+    paths, extensions = fp.folder_names_and_paths["vgg"]
+    assert os.path.join(fp.models_dir, "vgg") in paths
+    assert {".pth", ".pt", ".safetensors", ".bin"} <= set(extensions)
+    common.register_vgg_folder()  # idempotent
+    assert fp.folder_names_and_paths["vgg"][0].count(os.path.join(fp.models_dir, "vgg")) == 1
+    assert common.vgg_weight_options() == [common.OFFLINE_WEIGHTS, *fp.get_filename_list("vgg")]
+
+
+def test_search_radius_zero_only_at_the_top_layer(node_classes):
+    nnf = node_classes["DeepAnalogy_NNFSearch"]
+    assert nnf.validate_inputs(layer="relu5_1", patch_size=3, search_radius=0) is True
+    assert nnf.validate_inputs(layer="relu3_1", patch_size=3, search_radius=6) is True
+    message = nnf.validate_inputs(layer="relu3_1", patch_size=3, search_radius=0)
+    assert "search_radius 0 (global search) is only allowed at relu5_1" in message
+    assert "patch_size must be odd" in nnf.validate_inputs(layer="relu5_1", patch_size=4, search_radius=0)
+    # ComfyUI skips its own range checks for inputs named in validate_inputs; ours repeat them
+    assert "search_radius must lie in [0, 64]" in nnf.validate_inputs(layer="relu4_1", patch_size=3, search_radius=99)
+    assert "layer must be one of" in nnf.validate_inputs(layer="relu6_1", patch_size=3, search_radius=6)
+
+
+@pytest.mark.parametrize(
+    ("node_id", "values", "expected"),
+    [
+        ("DeepAnalogy_ExtractFeatures", dict(ratio=1.0, min_side=200, max_side=700, max_area=350_000), True),
+        ("DeepAnalogy_ExtractFeatures", dict(ratio=1.0, min_side=800, max_side=700, max_area=350_000), "min_side"),
+        ("DeepAnalogy_ExtractFeatures", dict(ratio=0.0, min_side=200, max_side=700, max_area=350_000), "ratio"),
+        ("DeepAnalogy_FeatureDeconvolution", dict(layer="relu2_1", mode="release", patch_size=5), True),
+        ("DeepAnalogy_FeatureDeconvolution", dict(layer="relu1_1", mode="release", patch_size=5), "layer"),
+        ("DeepAnalogy_FeatureDeconvolution", dict(layer="relu5_1", mode="fast", patch_size=3), "mode"),
+        ("DeepAnalogy_PatchVoteReconstruction", dict(patch_size=2), "odd"),
+        (
+            "DeepAnalogy_DeepImageAnalogy",
+            dict(preset="photo2style", pm_iters=-1, lbfgs_iters=-1, ratio=0.0, min_side=0, max_side=0, max_area=0),
+            True,
+        ),
+        (
+            "DeepAnalogy_DeepImageAnalogy",
+            dict(preset="nope", pm_iters=-1, lbfgs_iters=-1, ratio=0.0, min_side=0, max_side=0, max_area=0),
+            "preset must be one of",
+        ),
+        (
+            "DeepAnalogy_DeepImageAnalogy",
+            dict(preset="paper", pm_iters=-1, lbfgs_iters=-1, ratio=0.0, min_side=900, max_side=0, max_area=0),
+            "min_side <= max_side",
+        ),
+    ],
+)
+def test_validate_inputs(node_classes, node_id, values, expected):
+    result = node_classes[node_id].validate_inputs(**values)
+    if expected is True:
+        assert result is True
+    else:
+        assert isinstance(result, str) and expected in result
+
+
+def test_linked_inputs_arrive_as_none_at_validation(node_classes):
+    # ComfyUI passes None for inputs that come from links; validation must let them through.
+    nnf = node_classes["DeepAnalogy_NNFSearch"]
+    assert nnf.validate_inputs(layer=None, patch_size=None, search_radius=None) is True

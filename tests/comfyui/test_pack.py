@@ -1,5 +1,5 @@
 """The pack inside a real ComfyUI server: registration, the API workflows in
-workflows/api/, agreement with the command line, errors and interruption.
+example_workflows/api/, agreement with the command line, errors and interruption.
 
 The workflows run on the demo images downscaled to 96x64 px with fewer iterations
 (PatchMatch 2, L-BFGS 5, min_side 32), patched into the JSON files at test time.
@@ -26,7 +26,7 @@ from PIL import Image
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOWS = REPO / "workflows" / "api"
+WORKFLOWS = REPO / "example_workflows" / "api"
 PACK_MODULE = "custom_nodes.deep_image_analogy"
 NODE_IDS = (
     "DeepAnalogy_LoadVGG19",
@@ -283,3 +283,31 @@ def test_interrupt_stops_a_long_analogy(comfy_server, inputs):
     assert comfy_server.execution_error(entry) is None
     assert latency < 5.0, f"the analogy stopped {latency:.2f} s after /interrupt"
 
+
+
+def _server_rss_bytes(server) -> int:
+    """Resident memory of the ComfyUI server process, from /proc."""
+    for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("VmRSS not found")
+
+
+def test_five_queued_analogies_complete_and_memory_returns(comfy_server, inputs):
+    """Five small analogies queued at once all succeed, and the server's resident memory
+    afterwards is within 100 MB of where it stood after a first (warm-up) run."""
+    warm = small(load_workflow("one_node"), "load_warm")
+    patch(warm, "DeepAnalogy_DeepImageAnalogy", seed=99)
+    run_ok(comfy_server, warm)
+    before = _server_rss_bytes(comfy_server)
+    ids = []
+    for i in range(5):
+        wf = small(load_workflow("one_node"), f"load{i}")
+        patch(wf, "DeepAnalogy_DeepImageAnalogy", seed=100 + i)
+        ids.append(comfy_server.queue(wf))
+    for prompt_id in ids:
+        entry = comfy_server.wait(prompt_id, timeout=600)
+        assert comfy_server.status_str(entry) == "success", comfy_server.execution_error(entry)
+    after = _server_rss_bytes(comfy_server)
+    logger.info("server RSS %.0f MB before, %.0f MB after 5 queued analogies", before / 2**20, after / 2**20)
+    assert after - before < 100 * 2**20, f"RSS grew by {(after - before) / 2**20:.0f} MB"

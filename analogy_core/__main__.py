@@ -126,7 +126,8 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without CUDA raises ``CliError``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -157,7 +158,7 @@ def run(args: argparse.Namespace) -> Path:
         raise CliError(f"invalid settings: {e}") from None
     a = load_image(args.a)
     bp = load_image(args.bp)
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)

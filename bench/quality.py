@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from analogy_core import PRESETS, AnalogyConfig, flow_to_nnf, get_preset, load_vgg19, patch_vote, run_analogy
-from analogy_core.__main__ import CliError, load_image, save_image
+from analogy_core.__main__ import CliError, load_image, resolve_device, save_image
 from bench._photos import DEFAULT_CACHE, SKIMAGE_PHOTOS, PhotoError, skimage_photos
 
 logger = logging.getLogger("bench.quality")
@@ -613,14 +613,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CliError("--device cuda asked for, but this torch has no CUDA device; use --device cpu")
-    return torch.device(name)
-
-
 def _config(args: argparse.Namespace) -> tuple[AnalogyConfig, list[str]]:
     """The preset with the overrides; also the notes on what was changed and why."""
     cfg = get_preset(args.preset)
@@ -665,7 +657,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.size < 32:
         raise CliError(f"--size {args.size} is too small; use at least 32 (VGG19 needs 16 px at relu5_1)")
     cfg, notes = _config(args)
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     t_start = time.perf_counter()
     cases = build_cases(_photos(args), args.size, warp_seed=args.warp_seed, select=args.cases)
     if not cases:

@@ -46,11 +46,10 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     import torch.nn.functional as F
 
     from analogy_core import get_preset, load_vgg19, run_analogy
-    from analogy_core.__main__ import load_image
+    from analogy_core.__main__ import load_image, resolve_device
 
     w, h = _parse_size(args.one)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     cfg = get_preset(args.preset)
     # lift the size limits so the network sees exactly the requested size
     cfg = dataclasses.replace(cfg, min_side=min(16, w, h), max_side=max(w, h), max_area=w * h)

@@ -43,6 +43,21 @@ BATCH_NOTE = (
 )
 
 
+def analogy_inputs() -> list[io.Input]:
+    """The inputs every analogy entry node starts with: the network, A and B'."""
+    return [
+        VGG.Input("vgg", tooltip="The network from Load VGG19."),
+        io.Image.Input(
+            "image_a",
+            tooltip=f"A: the image whose structure is kept (A' looks like A painted like B'). {BATCH_NOTE}",
+        ),
+        io.Image.Input(
+            "image_bp",
+            tooltip=f"B': the image whose colours and texture are transferred. {BATCH_NOTE}",
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class VGGModel:
     """The value carried by DIA_VGG sockets.

@@ -6,12 +6,11 @@ from comfy_api.latest import io
 
 from ..analogy_core import PRESET_NOTES, PRESETS, run_analogy, total_work
 from ._common import (
-    BATCH_NOTE,
     CATEGORY,
     NNF,
-    VGG,
     Progress,
     VGGModel,
+    analogy_inputs,
     build_config,
     check_interrupt,
     compute,
@@ -44,15 +43,7 @@ class DeepImageAnalogy(io.ComfyNode):
                 "coarse-to-fine algorithm). The step nodes expose each stage of the same computation."
             ),
             inputs=[
-                VGG.Input("vgg", tooltip="The network from Load VGG19."),
-                io.Image.Input(
-                    "image_a",
-                    tooltip=f"A: the image whose structure is kept (A' looks like A painted like B'). {BATCH_NOTE}",
-                ),
-                io.Image.Input(
-                    "image_bp",
-                    tooltip=f"B': the image whose colours and texture are transferred. {BATCH_NOTE}",
-                ),
+                *analogy_inputs(),
                 io.Combo.Input(
                     "preset",
                     options=list(PRESETS),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..analogy_core import AnalogyConfig, prepare
-from ._common import BATCH_NOTE, CATEGORY, STATE, VGG, VGGModel, build_config, compute, image_to_core, widget_error
+from ._common import CATEGORY, STATE, VGGModel, analogy_inputs, build_config, compute, image_to_core, widget_error
 
 _DEFAULTS = AnalogyConfig()
 
@@ -23,15 +23,7 @@ class ExtractFeatures(io.ComfyNode):
                 "First of the step nodes; next is NNF Search at relu5_1."
             ),
             inputs=[
-                VGG.Input("vgg", tooltip="The network from Load VGG19."),
-                io.Image.Input(
-                    "image_a",
-                    tooltip=f"A: the image whose structure is kept (A' looks like A painted like B'). {BATCH_NOTE}",
-                ),
-                io.Image.Input(
-                    "image_bp",
-                    tooltip=f"B': the image whose colours and texture are transferred. {BATCH_NOTE}",
-                ),
+                *analogy_inputs(),
                 io.Float.Input(
                     "ratio",
                     default=_DEFAULTS.ratio,

@@ -69,14 +69,29 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         vgg_forward = time.perf_counter() - t0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    def peak_now() -> int:
+        if device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(device))
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    # the running peak at each stage boundary shows which stage set it
+    peaks: dict[str, int] = {}
+    last = [""]
+
+    def on_progress(done: int, total: int, stage: str) -> None:
+        if stage != last[0]:
+            if last[0]:
+                peaks[last[0]] = peak_now()
+            last[0] = stage
+
     t0 = time.perf_counter()
-    res = run_analogy(vgg, a, bp, cfg, seed=0)
+    res = run_analogy(vgg, a, bp, cfg, seed=0, progress=on_progress)
     _sync(device)
     total = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = peak_now()
+    peaks[last[0]] = peak
     return {"size": f"{w}x{h}", "device": str(device), "timings": res.timings, "total": total,
-            "peak_memory_bytes": int(peak), "vgg_forward": vgg_forward, "settings": dataclasses.asdict(cfg),
+            "peak_memory_bytes": int(peak), "peak_by_stage": peaks, "vgg_forward": vgg_forward, "settings": dataclasses.asdict(cfg),
             "threads": torch.get_num_threads()}
 
 

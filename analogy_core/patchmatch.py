@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ._check import check_shape
 from .nnf import _resample_coords, clamp_nnf
@@ -44,6 +43,17 @@ def random_search_radii(radius: int) -> list[int]:
     return radii
 
 
+def _padded_rows(maps: Sequence[torch.Tensor], r: int) -> torch.Tensor:
+    """((H + 2r)·(W + 2r), ΣC) rows of the normalised maps (C_i, H, W), zero-padded by r."""
+    h, w = maps[0].shape[-2:]
+    out = maps[0].new_zeros(h + 2 * r, w + 2 * r, sum(f.shape[0] for f in maps))
+    c0 = 0
+    for f in maps:
+        out[r : r + h, r : r + w, c0 : c0 + f.shape[0]] = normalise_features(f[None])[0].permute(1, 2, 0)
+        c0 += f.shape[0]
+    return out.view(-1, out.shape[-1])
+
+
 class _PatchScorer:
     """Scores candidate matches of source pixels; one source/target image pair."""
 
@@ -51,18 +61,19 @@ class _PatchScorer:
     # side); on CUDA one chunk is a large kernel.
     _CHUNK_BYTES = {"cpu": 1 << 20, "cuda": 256 << 20}
 
-    def __init__(self, src: torch.Tensor, tgt: torch.Tensor, patch_size: int) -> None:
-        # src: (C, Hs, Ws), tgt: (C, Ht, Wt), already normalised and stacked.
+    def __init__(self, src: Sequence[torch.Tensor], tgt: Sequence[torch.Tensor], patch_size: int) -> None:
+        # src, tgt: maps of shape (C_i, H, W) for one batch item, normalised and stacked
+        # into zero-padded (pixel, channel) rows here, one map at a time (large images)
         self.r = r = patch_size // 2
-        self.hs, self.ws = src.shape[-2:]
-        self.ht, self.wt = tgt.shape[-2:]
+        self.hs, self.ws = src[0].shape[-2:]
+        self.ht, self.wt = tgt[0].shape[-2:]
         self.ws2, self.wt2 = self.ws + 2 * r, self.wt + 2 * r
-        self.src = F.pad(src, (r, r, r, r)).permute(1, 2, 0).reshape(-1, src.shape[0]).contiguous()
-        self.tgt = F.pad(tgt, (r, r, r, r)).permute(1, 2, 0).reshape(-1, tgt.shape[0]).contiguous()
+        self.src = _padded_rows(src, r)
+        self.tgt = _padded_rows(tgt, r)
         offsets = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
         self.offsets = [(dy * self.ws2 + dx, dy * self.wt2 + dx) for dy, dx in offsets]
-        row_bytes = src.shape[0] * src.element_size()
-        self.chunk = max(256, self._CHUNK_BYTES.get(src.device.type, 1 << 20) // row_bytes)
+        row_bytes = self.src.shape[1] * self.src.element_size()
+        self.chunk = max(256, self._CHUNK_BYTES.get(self.src.device.type, 1 << 20) // row_bytes)
 
     def score(self, sy: torch.Tensor, sx: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor) -> torch.Tensor:
         """Mean similarity of patches at source (sy, sx) and target (ty, tx), each (M,).
@@ -89,14 +100,15 @@ class _PatchScorer:
         return acc / count
 
 
-def _stack(feats: Sequence[torch.Tensor], name: str) -> torch.Tensor:
+def _check_maps(feats: Sequence[torch.Tensor], name: str) -> tuple[int, ...]:
     for i, f in enumerate(feats):
         check_shape(f, "N C H W", f"{name}[{i}]")
         if f.numel() == 0:
             raise ValueError(f"{name}[{i}] is empty, shape {tuple(f.shape)}")
     if len({tuple(f.shape) for f in feats}) != 1:
         raise ValueError(f"{name} maps must share one shape, got {[tuple(f.shape) for f in feats]}")
-    return torch.cat([normalise_features(f) for f in feats], dim=1)
+    n, c, h, w = feats[0].shape
+    return n, c * len(feats), h, w
 
 
 def patchmatch(
@@ -143,19 +155,17 @@ def patchmatch(
     Raises:
         ValueError: bad shapes, patch size or radius.
     """
-    src = _stack(source, "source")
-    tgt = _stack(target, "target")
-    if len(source) != len(target) or src.shape[:2] != tgt.shape[:2]:
-        raise ValueError(
-            f"source and target need the same batch and channels, got {tuple(src.shape)} and {tuple(tgt.shape)}"
-        )
+    src_shape = _check_maps(source, "source")
+    tgt_shape = _check_maps(target, "target")
+    if len(source) != len(target) or src_shape[:2] != tgt_shape[:2]:
+        raise ValueError(f"source and target need the same batch and channels, got {src_shape} and {tgt_shape}")
     if patch_size < 1 or patch_size % 2 == 0:
         raise ValueError(f"patch_size must be odd and >= 1, got {patch_size}")
     if radius is not None and radius < 0:
         raise ValueError(f"radius must be >= 0 or None, got {radius}")
-    n, _, hs, ws = src.shape
-    ht, wt = tgt.shape[-2:]
-    dev = src.device
+    n, _, hs, ws = src_shape
+    ht, wt = tgt_shape[-2:]
+    dev = source[0].device
     if init is None:
         from .nnf import identity_nnf
 
@@ -167,7 +177,7 @@ def patchmatch(
     fields, scores = [], []
     for i in range(n):
         f, s = _patchmatch_one(
-            src[i], tgt[i], init[i], patch_size, iters, radius, tuple(jumps), generator, check_interrupt, progress
+            [f[i] for f in source], [f[i] for f in target], init[i], patch_size, iters, radius, tuple(jumps), generator, check_interrupt, progress
         )
         fields.append(f)
         scores.append(s)
@@ -175,8 +185,8 @@ def patchmatch(
 
 
 def _patchmatch_one(
-    src: torch.Tensor,
-    tgt: torch.Tensor,
+    src: Sequence[torch.Tensor],
+    tgt: Sequence[torch.Tensor],
     init: torch.Tensor,
     patch_size: int,
     iters: int,
@@ -187,9 +197,9 @@ def _patchmatch_one(
     progress: ProgressFn | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     scorer = _PatchScorer(src, tgt, patch_size)
-    hs, ws = src.shape[-2:]
-    ht, wt = tgt.shape[-2:]
-    dev = src.device
+    hs, ws = scorer.hs, scorer.ws
+    ht, wt = scorer.ht, scorer.wt
+    dev = scorer.src.device
     sy, sx = torch.meshgrid(torch.arange(hs, device=dev), torch.arange(ws, device=dev), indexing="ij")
     sy, sx = sy.reshape(-1), sx.reshape(-1)
     cur_x, cur_y = init[..., 0].reshape(-1).clone(), init[..., 1].reshape(-1).clone()

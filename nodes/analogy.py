@@ -64,8 +64,8 @@ class DeepImageAnalogy(io.ComfyNode):
                     min=-1,
                     max=100,
                     step=1,
-                    tooltip="PatchMatch iterations per layer; -1 uses the preset's (10). 5 is faster and usually "
-                    "close.",
+                    tooltip="PatchMatch iterations per layer; -1 uses the preset's (4; 10 for 'paper'). The paper "
+                    "uses 10; 4 scores within 0.3 dB of it on the quality bench.",
                 ),
                 io.Int.Input(
                     "lbfgs_iters",
@@ -73,8 +73,8 @@ class DeepImageAnalogy(io.ComfyNode):
                     min=-1,
                     max=1000,
                     step=1,
-                    tooltip="L-BFGS iterations per deconvolution; -1 uses the preset's (100). The biggest time cost; "
-                    "30–50 gives a quick preview.",
+                    tooltip="L-BFGS iterations per deconvolution; -1 uses the preset's (15; 100 for 'paper'). The "
+                    "biggest time cost; the paper uses 100, 15 scores within 0.3 dB of it on the quality bench.",
                 ),
                 io.Float.Input(
                     "ratio",

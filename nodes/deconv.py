@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..analogy_core import LAYERS, AnalogyState, deconvolve_layer
+from ..analogy_core.config import FAST_LBFGS_ITERS
 from ._common import CATEGORY, STATE, VGG, Progress, VGGModel, check_interrupt, compute, odd_error, widget_error
 
 
@@ -31,12 +32,12 @@ class FeatureDeconvolution(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "iterations",
-                    default=100,
+                    default=FAST_LBFGS_ITERS,
                     min=0,
                     max=1000,
                     step=1,
-                    tooltip="L-BFGS iterations (paper: at most 100). Fewer is faster and blurrier; 0 keeps the "
-                    "warped initial guess.",
+                    tooltip="L-BFGS iterations (paper: 100); the default 15 scores within 0.3 dB of 100 on the "
+                    "quality bench. Fewer is faster and blurrier; 0 keeps the warped initial guess.",
                 ),
                 io.Combo.Input(
                     "mode",

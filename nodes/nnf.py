@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..analogy_core import LAYERS, AnalogyState, search_layer
+from ..analogy_core.config import FAST_PM_ITERS
 from ._common import CATEGORY, STATE, Progress, check_interrupt, compute, odd_error, widget_error
 
 SEED_MAX = 0xFFFFFFFF
@@ -46,11 +47,12 @@ class NNFSearch(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "iterations",
-                    default=10,
+                    default=FAST_PM_ITERS,
                     min=0,
                     max=100,
                     step=1,
-                    tooltip="PatchMatch iterations per direction (paper: 10); 5–10 is usually enough.",
+                    tooltip="PatchMatch iterations per direction (paper: 10); the default 4 scores within 0.3 dB of "
+                    "10 on the quality bench.",
                 ),
                 io.Int.Input(
                     "search_radius",

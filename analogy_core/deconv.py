@@ -36,9 +36,10 @@ FIRST_STEP = 0.03
 """Length of L-BFGS's first step relative to ‖x‖ (see ``_lbfgs``)."""
 
 TILE_ELEMENTS = 40 << 20
-"""Largest map (elements of x, halo included) optimised in one piece. Larger maps are
-optimised tile by tile, which bounds L-BFGS's memory (about 16 copies of x) whatever the
-image size; maps of images up to about 800×800 px are never tiled."""
+"""Largest map (elements of x or of any map the sub-network computes from it, halo
+included) optimised in one piece. Larger problems are optimised tile by tile, which
+bounds the memory of L-BFGS (about 16 copies of x) and of the autograd graph whatever
+the image size; images up to about 800×800 px are never tiled."""
 
 
 def receptive_radius(net: nn.Sequential) -> int:
@@ -55,6 +56,19 @@ def receptive_radius(net: nn.Sequential) -> int:
         elif isinstance(m, nn.MaxPool2d):
             stride *= m.stride if isinstance(m.stride, int) else m.stride[0]
     return radius
+
+
+def _largest_map(net: nn.Sequential, x_shape: tuple[int, ...]) -> int:
+    """Elements of the largest of x and the maps ``net`` computes from it."""
+    n, c, h, w = x_shape
+    largest = n * c * h * w
+    for m in net:
+        if isinstance(m, nn.Conv2d):
+            c = m.out_channels
+        elif isinstance(m, nn.MaxPool2d):
+            h, w = h // 2, w // 2
+        largest = max(largest, n * c * h * w)
+    return largest
 
 
 def _tiles(length: int, tile: int, align: int) -> list[tuple[int, int]]:
@@ -119,8 +133,7 @@ def deconvolve(
             raise ValueError(f"init {tuple(init.shape)} maps to {want} at {end}, but target is {tuple(tgt.shape)}")
         if iters == 0:
             return init
-        n, c, h, w = init.shape
-        if n * c * h * w <= tile_elements:
+        if _largest_map(net, tuple(init.shape)) <= tile_elements:
             result = _lbfgs(net, tgt, init.detach(), None, iters, history, check_interrupt, progress)
         else:
             result = _tiled(net, tgt, init.detach(), scale_f, iters, history, tile_elements, check_interrupt,
@@ -145,7 +158,9 @@ def _tiled(
     rad = receptive_radius(net)
     rad_end = -(-rad // scale_f)  # outputs this close to a cut see the cut's zero padding
     halo = 2 * rad_end * scale_f  # x this far round a tile feeds every exact output touching it
-    side = max(scale_f, int((tile_elements / (n * c)) ** 0.5) - 2 * halo)
+    # tile side such that the largest map of one tile (halo included) fits tile_elements
+    per_pixel = _largest_map(net, (n, c, h, w)) / (h * w)
+    side = max(scale_f, int((tile_elements / per_pixel) ** 0.5) - 2 * halo)
     rows, cols = _tiles(h, side, scale_f), _tiles(w, side, scale_f)
     count, reported = len(rows) * len(cols), 0
     done = 0

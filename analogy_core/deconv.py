@@ -106,7 +106,8 @@ def deconvolve(
         init: (N, C_start, H, W) initial guess (e.g. warped features of the layer).
         iters: L-BFGS iterations (0 returns ``init``).
         history: L-BFGS history size.
-        tile_elements: largest x (elements) optimised in one piece.
+        tile_elements: largest map (x, or any map the sub-network computes from it) optimised
+            in one piece; see ``TILE_ELEMENTS``.
         check_interrupt: called at every function evaluation; raise from it to stop.
         progress: called with 1 per ``iters``-th of the work, ``iters`` times in all.
 

@@ -177,7 +177,8 @@ def patchmatch(
     fields, scores = [], []
     for i in range(n):
         f, s = _patchmatch_one(
-            [f[i] for f in source], [f[i] for f in target], init[i], patch_size, iters, radius, tuple(jumps), generator, check_interrupt, progress
+            [m[i] for m in source], [m[i] for m in target], init[i], patch_size, iters, radius, tuple(jumps),
+            generator, check_interrupt, progress,
         )
         fields.append(f)
         scores.append(s)

@@ -110,6 +110,9 @@ def test_ctrl_c_stops_quickly_and_writes_nothing(tmp_path):
         [sys.executable, "-m", "analogy_core", a, str(ROOT / "demo" / "bp.png"), "--out", str(out), "--quiet",
          "--preset", "paper"],
         stderr=subprocess.PIPE, text=True, env=env,
+        # a suite started in the background (nohup, `&`) inherits an ignored SIGINT, and
+        # Python keeps it ignored; give the CLI the disposition of a foreground command
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and not out.exists():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from analogy_core import deconvolve, feature_mask, fuse
+from analogy_core.deconv import receptive_radius
 
 
 def test_fusion_alpha_extremes_return_each_side(device):
@@ -30,13 +31,20 @@ def test_fuse_rejects_shape_mismatch(device):
         fuse(torch.rand(1, 2, 3, 3, device=device), torch.rand(1, 2, 3, 4, device=device), 0.5)
 
 
+def _perturbed_relu1_1(vgg, device, *, seed, coarse, size, end, noise):
+    """A random ``coarse`` image upsampled to ``size``: its features at ``end`` (the target),
+    and its relu1_1 plus Gaussian noise of ``noise`` × their std (the start)."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.nn.functional.interpolate(torch.rand(1, 3, *coarse, generator=g), size=size, mode="bilinear")
+    feats = vgg.extract(img.to(device))
+    truth = feats["relu1_1"]
+    init = (truth + noise * truth.std() * torch.randn(truth.shape, generator=g).to(device)).clamp_min(0)
+    return feats[end], init
+
+
 def test_deconvolution_recovers_given_features(vgg, device):
     """relu2_1 of an image is matched by optimising its relu1_1 from a perturbed start."""
-    g = torch.Generator().manual_seed(0)
-    img = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(32, 32), mode="bilinear")
-    feats = vgg.extract(img.to(device))
-    truth, target = feats["relu1_1"], feats["relu2_1"]
-    init = (truth + 0.5 * truth.std() * torch.randn(truth.shape, generator=g).to(device)).clamp_min(0)
+    target, init = _perturbed_relu1_1(vgg, device, seed=0, coarse=(8, 8), size=(32, 32), end="relu2_1", noise=0.5)
     net = vgg.subnet("relu1_1", "relu2_1")
     err0 = (net(init) - target).norm() / target.norm()
     x = deconvolve(vgg, "relu1_1", "relu2_1", target, init, iters=100)
@@ -102,7 +110,7 @@ def test_deconvolution_makes_progress_on_real_feature_magnitudes(vgg, device):
 def test_receptive_radius_matches_the_gradient_footprint(vgg, device, start, end):
     """The radius that sizes the tiles' halos is exactly how far one output's gradient reaches."""
     net = vgg.subnet(start, end)
-    c_in = 3 if start == "input" else vgg.extract(torch.rand(1, 3, 32, 32, device=device))[start].shape[1]
+    c_in = net[0].in_channels  # every sub-network starts with a convolution
     size = 96
     x = torch.rand(1, c_in, size, size, device=device, requires_grad=True)
     with torch.enable_grad():
@@ -111,8 +119,6 @@ def test_receptive_radius_matches_the_gradient_footprint(vgg, device, start, end
         y[0, :, oy, ox].sum().backward()
     hit = x.grad.abs().sum(dim=(0, 1)) > 0
     rows, cols = hit.any(1).nonzero().flatten(), hit.any(0).nonzero().flatten()
-    from analogy_core.deconv import receptive_radius
-
     scale = size // y.shape[-1]
     centre_lo, centre_hi = oy * scale, oy * scale + scale - 1  # the output's own input cell
     r = receptive_radius(net)
@@ -122,11 +128,7 @@ def test_receptive_radius_matches_the_gradient_footprint(vgg, device, start, end
 
 def test_tiled_deconvolution_matches_the_one_piece_solve(vgg, device):
     """Forcing tiles on a small map changes the result by under 2 % and matches as well."""
-    g = torch.Generator().manual_seed(2)
-    img = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(96, 128), mode="bilinear")
-    feats = vgg.extract(img.to(device))
-    truth, target = feats["relu1_1"], feats["relu3_1"]
-    init = (truth + 0.3 * truth.std() * torch.randn(truth.shape, generator=g).to(device)).clamp_min(0)
+    target, init = _perturbed_relu1_1(vgg, device, seed=2, coarse=(12, 12), size=(96, 128), end="relu3_1", noise=0.3)
     net = vgg.subnet("relu1_1", "relu3_1")
     whole = deconvolve(vgg, "relu1_1", "relu3_1", target, init, iters=20)
     calls = []

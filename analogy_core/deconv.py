@@ -134,11 +134,12 @@ def deconvolve(
             raise ValueError(f"init {tuple(init.shape)} maps to {want} at {end}, but target is {tuple(tgt.shape)}")
         if iters == 0:
             return init
-        if _largest_map(net, tuple(init.shape)) <= tile_elements:
+        largest = _largest_map(net, tuple(init.shape))
+        if largest <= tile_elements:
             result = _lbfgs(net, tgt, init.detach(), None, iters, history, check_interrupt, progress)
         else:
-            result = _tiled(net, tgt, init.detach(), scale_f, iters, history, tile_elements, check_interrupt,
-                            progress)
+            result = _tiled(net, tgt, init.detach(), scale_f, largest, iters, history, tile_elements,
+                            check_interrupt, progress)
     check_finite(result, f"deconvolution result at {start}")
     return result
 
@@ -148,19 +149,20 @@ def _tiled(
     tgt: torch.Tensor,
     init: torch.Tensor,
     scale_f: int,
+    largest: int,
     iters: int,
     history: int,
     tile_elements: int,
     check_interrupt: Callable[[], None] | None,
     progress: Callable[[int], None] | None,
 ) -> torch.Tensor:
-    n, c, h, w = init.shape
+    h, w = init.shape[-2:]
     he, we = tgt.shape[-2:]
     rad = receptive_radius(net)
     rad_end = -(-rad // scale_f)  # outputs this close to a cut see the cut's zero padding
     halo = 2 * rad_end * scale_f  # x this far round a tile feeds every exact output touching it
     # tile side such that the largest map of one tile (halo included) fits tile_elements
-    per_pixel = _largest_map(net, (n, c, h, w)) / (h * w)
+    per_pixel = largest / (h * w)
     side = max(scale_f, int((tile_elements / per_pixel) ** 0.5) - 2 * halo)
     rows, cols = _tiles(h, side, scale_f), _tiles(w, side, scale_f)
     count, reported = len(rows) * len(cols), 0

@@ -69,6 +69,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         vgg_forward = time.perf_counter() - t0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+
     def peak_now() -> int:
         if device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(device))
@@ -76,23 +77,24 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
     # the running peak at each stage boundary shows which stage set it
     peaks: dict[str, int] = {}
-    last = [""]
+    stage_now = ""
 
     def on_progress(done: int, total: int, stage: str) -> None:
-        if stage != last[0]:
-            if last[0]:
-                peaks[last[0]] = peak_now()
-            last[0] = stage
+        nonlocal stage_now
+        if stage != stage_now:
+            if stage_now:
+                peaks[stage_now] = peak_now()
+            stage_now = stage
 
     t0 = time.perf_counter()
     res = run_analogy(vgg, a, bp, cfg, seed=0, progress=on_progress)
     _sync(device)
     total = time.perf_counter() - t0
     peak = peak_now()
-    peaks[last[0]] = peak
+    peaks[stage_now] = peak
     return {"size": f"{w}x{h}", "device": str(device), "timings": res.timings, "total": total,
-            "peak_memory_bytes": int(peak), "peak_by_stage": peaks, "vgg_forward": vgg_forward, "settings": dataclasses.asdict(cfg),
-            "threads": torch.get_num_threads()}
+            "peak_memory_bytes": int(peak), "peak_by_stage": peaks, "vgg_forward": vgg_forward,
+            "settings": dataclasses.asdict(cfg), "threads": torch.get_num_threads()}
 
 
 def _group(timings: dict[str, float]) -> dict[str, float]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .config import LAYERS, PRESET_NOTES, PRESETS, AnalogyConfig, get_preset
 from .deconv import deconvolve
+from .download import WeightsDownloadError, download_weights
 from .field import FlowField, flow_to_colour, warp_by_field
 from .fusion import feature_mask, fuse
 from .nnf import clamp_nnf, flow_to_nnf, identity_nnf, nnf_to_flow, upsample_nnf
@@ -29,7 +30,8 @@ from .vote import patch_vote, warp
 
 __all__ = [
     "CAFFE", "LAYERS", "PRESETS", "PRESET_NOTES", "TORCHVISION", "VGG19", "AnalogyConfig", "AnalogyResult",
-    "AnalogyState", "FlowField", "clamp_nnf", "deconvolve", "deconvolve_layer", "default_weights_path", "feature_mask",
+    "AnalogyState", "FlowField", "WeightsDownloadError", "clamp_nnf", "deconvolve", "deconvolve_layer", "default_weights_path",
+    "download_weights", "feature_mask",
     "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset", "identity_nnf", "limited_size", "load_vgg19",
     "nnf_to_flow", "normalise_features", "patch_vote", "patchmatch", "prepare", "reconstruct", "run_analogy",
     "search_layer", "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply", "wls_filter", "wls_refine",

@@ -21,7 +21,7 @@ from ._check import check_shape
 
 logger = logging.getLogger(__name__)
 
-ColourMode = Literal["direction", "coordinates"]
+ColourMode = Literal["direction", "coordinates", "middlebury"]
 WarpMode = Literal["bilinear", "nearest"]
 Size = tuple[int, int]
 
@@ -91,6 +91,57 @@ def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tens
     return v.unsqueeze(-1) - v.unsqueeze(-1) * s.unsqueeze(-1) * weight
 
 
+# The Middlebury colour wheel (Baker, Scharstein, Lewis, Roth, Black, Szeliski: "A Database
+# and Evaluation Methodology for Optical Flow", IJCV 2011): 55 hues in six ramps, each
+# ramp's length chosen so perceptually similar steps get similar room. Each entry:
+# (steps, start RGB, end RGB); step i of n is start + (end - start) * floor(255 i / n) / 255.
+_WHEEL_RAMPS: tuple[tuple[int, tuple[int, int, int], tuple[int, int, int]], ...] = (
+    (15, (1, 0, 0), (1, 1, 0)),  # red → yellow
+    (6, (1, 1, 0), (0, 1, 0)),  # yellow → green
+    (4, (0, 1, 0), (0, 1, 1)),  # green → cyan
+    (11, (0, 1, 1), (0, 0, 1)),  # cyan → blue
+    (13, (0, 0, 1), (1, 0, 1)),  # blue → magenta
+    (6, (1, 0, 1), (1, 0, 0)),  # magenta → red
+)
+
+
+def middlebury_wheel(device: torch.device | str = "cpu") -> torch.Tensor:
+    """The 55 colours of the Middlebury optical-flow colour wheel.
+
+    Returns:
+        (55, 3) float32 RGB in [0, 1], in wheel order (red, yellow, green, cyan, blue,
+        magenta, back towards red).
+
+    Example:
+        >>> wheel = middlebury_wheel()
+        >>> wheel.shape, wheel[0].tolist()
+        (torch.Size([55, 3]), [1.0, 0.0, 0.0])
+    """
+    rows = []
+    for steps, start, end in _WHEEL_RAMPS:
+        for i in range(steps):
+            t = math.floor(255 * i / steps) / 255.0
+            rows.append([a + (b - a) * t for a, b in zip(start, end)])
+    return torch.tensor(rows, dtype=torch.float32, device=device)
+
+
+def _middlebury(dx: torch.Tensor, dy: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """(…) flow and its length relative to the scale → (…, 3) RGB in [0, 1], Middlebury coding.
+
+    The angle of the flow picks a place on the wheel (linear between its two nearest
+    colours); the colour fades to white towards zero length; lengths beyond the scale
+    (``radius`` > 1) keep the full colour at 75 % brightness.
+    """
+    wheel = middlebury_wheel(dx.device)
+    n = wheel.shape[0]
+    position = (torch.atan2(-dy, -dx) / math.pi + 1.0) / 2.0 * (n - 1)  # 0 … n − 1
+    k0 = position.floor().long().clamp(0, n - 1)
+    frac = (position - k0).unsqueeze(-1)
+    colour = (1.0 - frac) * wheel[k0] + frac * wheel[(k0 + 1) % n]
+    r = radius.unsqueeze(-1)
+    return torch.where(r <= 1.0, 1.0 - r * (1.0 - colour), colour * 0.75)
+
+
 def flow_to_colour(
     field: FlowField, *, mode: ColourMode = "direction", max_flow: float | None = None
 ) -> torch.Tensor:
@@ -98,16 +149,22 @@ def flow_to_colour(
 
     ``"direction"``: hue is the direction of (dx, dy) (0° = +x red, 90° = +y, i.e.
     downwards, yellow-green, 180° = −x cyan, 270° = −y violet), saturation the length
-    relative to ``max_flow``; zero flow is white. ``"coordinates"``: the colour of the
-    matched target point, R = x / (W_t − 1), G = y / (H_t − 1), B = 1 − R, so a
+    relative to ``max_flow``; zero flow is white. ``"middlebury"``: the standard
+    optical-flow colour wheel of the Middlebury benchmark (Baker et al. 2011), as most
+    optical-flow papers and tools (e.g. ``torchvision.utils.flow_to_image``) draw flow:
+    the direction picks the colour (+x, right, red; +y, down, orange-yellow; down-left
+    green; −x, left, cyan-blue; −y, up, violet; up-right magenta), the length relative
+    to ``max_flow`` its strength, zero flow is white, and flows longer than
+    ``max_flow`` keep the full colour at 75 % brightness. ``"coordinates"``: the colour of
+    the matched target point, R = x / (W_t − 1), G = y / (H_t − 1), B = 1 − R, so a
     field that keeps pixels in place shows a smooth gradient and copied regions show as
     patches of one colour ramp.
 
     Args:
         field: the field to show.
-        mode: ``"direction"`` or ``"coordinates"``.
-        max_flow: length in pixels that gets full saturation (``"direction"`` only);
-            ``None`` uses each batch item's largest length.
+        mode: ``"direction"``, ``"middlebury"`` or ``"coordinates"``.
+        max_flow: length in pixels that gets the full colour (``"direction"`` and
+            ``"middlebury"``); ``None`` uses each batch item's largest length.
 
     Returns:
         (N, 3, H_s, W_s) float32 RGB in [0, 1].
@@ -120,7 +177,7 @@ def flow_to_colour(
         >>> flow_to_colour(f, max_flow=1.0)[0, :, 0, 0].tolist()
         [1.0, 0.0, 0.0]
     """
-    if mode == "direction":
+    if mode in ("direction", "middlebury"):
         if max_flow is not None and max_flow <= 0:
             raise ValueError(f"max_flow must be > 0 or None (automatic), got {max_flow}")
         dx, dy = field.flow[..., 0], field.flow[..., 1]
@@ -129,9 +186,12 @@ def flow_to_colour(
             scale = length.flatten(1).amax(dim=1).clamp_min(1e-6).view(-1, 1, 1)
         else:
             scale = torch.full_like(length[:, :1, :1], float(max_flow))
-        hue = torch.remainder(torch.atan2(dy, dx) / (2 * math.pi), 1.0)
-        sat = (length / scale).clamp(0.0, 1.0)
-        rgb = _hsv_to_rgb(hue, sat, torch.ones_like(sat))
+        if mode == "middlebury":
+            rgb = _middlebury(dx, dy, length / scale)
+        else:
+            hue = torch.remainder(torch.atan2(dy, dx) / (2 * math.pi), 1.0)
+            sat = (length / scale).clamp(0.0, 1.0)
+            rgb = _hsv_to_rgb(hue, sat, torch.ones_like(sat))
     elif mode == "coordinates":
         t = field.targets()
         ht, wt = field.target_hw
@@ -139,7 +199,7 @@ def flow_to_colour(
         g = (t[..., 1] / max(ht - 1, 1)).clamp(0.0, 1.0)
         rgb = torch.stack((r, g, 1.0 - r), dim=-1)
     else:
-        raise ValueError(f"mode must be 'direction' or 'coordinates', got {mode!r}")
+        raise ValueError(f"mode must be 'direction', 'middlebury' or 'coordinates', got {mode!r}")
     return rgb.permute(0, 3, 1, 2).contiguous()
 
 

@@ -39,11 +39,13 @@ class VisualiseNNF(io.ComfyNode):
                 NNF.Input("nnf", tooltip=_FIELD_TIP),
                 io.Combo.Input(
                     "mode",
-                    options=["coordinates", "direction"],
+                    options=["coordinates", "direction", "middlebury"],
                     default="coordinates",
                     tooltip="coordinates: the colour of the matched point in the other image (red = right, green = "
                     "down, blue = left), good for large jumps. direction: hue = direction of the offset, saturation = "
-                    "its length, white = no offset.",
+                    "its length, white = no offset. middlebury: the standard optical-flow colour wheel (Baker et al. "
+                    "2011, as torchvision's flow_to_image draws it): right red, down orange-yellow, left cyan-blue, up "
+                    "violet, white = no offset.",
                 ),
                 io.Float.Input(
                     "max_flow",
@@ -51,8 +53,8 @@ class VisualiseNNF(io.ComfyNode):
                     min=0.0,
                     max=10000.0,
                     step=1.0,
-                    tooltip="direction mode: offset length in pixels shown fully saturated; 0 scales to each image's "
-                    "longest offset.",
+                    tooltip="direction and middlebury modes: offset length in pixels shown in full colour (middlebury "
+                    "darkens longer ones); 0 scales to each image's longest offset. 0–10000 px.",
                 ),
             ],
             outputs=[io.Image.Output("image", display_name="image", tooltip="The colour-coded field.")],

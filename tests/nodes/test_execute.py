@@ -246,12 +246,17 @@ def test_bf16_runs_and_stays_close_to_fp32(node_classes, common, vgg, core):
 
 
 # ------------------------------------------------------------------------- helpers
-def test_visualise_nnf(node_classes, one_node):
+def test_visualise_nnf(node_classes, one_node, core):
     nnf_ab = one_node[0][2]
     node = node_classes["DeepAnalogy_VisualiseNNF"]
-    for mode in ("coordinates", "direction"):
+    images = {}
+    for mode in ("coordinates", "direction", "middlebury"):
         (img,) = run(node, nnf=nnf_ab, mode=mode, max_flow=0.0)
         assert img.shape == (1, 48, 64, 3) and img.dtype == torch.float32 and 0 <= img.min() and img.max() <= 1
+        images[mode] = img
+    wheel = core.flow_to_colour(nnf_ab, mode="middlebury").movedim(1, -1)
+    torch.testing.assert_close(images["middlebury"], wheel, atol=0, rtol=0)
+    assert (images["middlebury"] - images["direction"]).abs().mean() > 0.01  # a different coding, not an alias
 
 
 def test_warp_image_and_mask(node_classes, one_node, images, core, common, caplog):

@@ -1,11 +1,16 @@
-"""Re-create demo/a.png and demo/bp.png from scikit-image's CC0 photo "chelsea".
+"""Re-create the demo pair demo/a.png (a photograph) and demo/bp.png (a painting).
 
-A is the photo. B' is our own painterly rendering of the mirrored photo: a mode filter
-(flat brush areas), a gradient map to a warm palette, and dark outlines. Run it with
-the scikit-image wheel unpacked somewhere:
+A is NASA's portrait of astronaut Eileen Collins (public domain, a work of the US
+government), as scikit-image ships it (``skimage/data/astronaut.png``), cropped to a
+head-and-shoulders frame like the painting's. B' is Leonardo da Vinci's Mona Lisa
+(c. 1503-1519, public domain), the reproduction ``img/mona-lisa/mona.png`` in the source
+distribution of the PyPI package monailisa 0.1.13, with its one-colour border cut off.
+Both come from package registries, so this runs offline once they are downloaded:
 
-    pip download --no-deps scikit-image==0.26.0 -d /tmp/sk && unzip -q /tmp/sk/*.whl -d /tmp/sk
-    python scripts/make_demo_images.py /tmp/sk/skimage/data/chelsea.png demo
+    pip download --no-deps scikit-image==0.26.0 -d /tmp/sk && unzip -q /tmp/sk/*.whl 'skimage/data/*' -d /tmp/sk
+    pip download --no-deps --no-binary :all: monailisa==0.1.13 -d /tmp/ml && tar xzf /tmp/ml/*.tar.gz -C /tmp/ml
+    python scripts/make_demo_images.py /tmp/sk/skimage/data/astronaut.png \\
+        /tmp/ml/monailisa-0.1.13/img/mona-lisa/mona.png demo
 """
 
 from __future__ import annotations
@@ -13,32 +18,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image
 
-PALETTE = np.array([[20, 24, 82], [40, 90, 160], [200, 90, 40], [245, 190, 70], [255, 245, 215]], dtype=np.float32)
-
-
-def paint(photo: Image.Image) -> Image.Image:
-    """A flat, poster-like painting of ``photo`` in a blue-to-cream palette."""
-    flat = ImageOps.mirror(photo).filter(ImageFilter.ModeFilter(9)).filter(ImageFilter.SMOOTH_MORE)
-    lum = np.asarray(flat.convert("L"), dtype=np.float32) / 255.0
-    lum = np.clip((lum - lum.min()) / (np.ptp(lum) + 1e-6), 0, 1) * (len(PALETTE) - 1)
-    lo = np.floor(lum).astype(int).clip(0, len(PALETTE) - 2)
-    t = (lum - lo)[..., None]
-    rgb = PALETTE[lo] * (1 - t) + PALETTE[lo + 1] * t
-    edges = np.asarray(flat.convert("L").filter(ImageFilter.FIND_EDGES), dtype=np.float32)[..., None] / 255.0
-    rgb = rgb * (1 - np.clip(edges * 3, 0, 0.8))
-    return Image.fromarray(rgb.clip(0, 255).astype(np.uint8))
+PHOTO_CROP = (85, 0, 345, 305)  # (left, top, right, bottom) in astronaut.png (512x512): face and shoulders
+PAINTING_CROP = (0, 0, 314, 366)  # mona.png is 316x371 with a 2-5 px dark blue border right and below
 
 
-def main(src: str, out: str) -> None:
-    photo = Image.open(src).convert("RGB")
+def main(photo: str, painting: str, out: str) -> None:
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    photo.save(outdir / "a.png")
-    paint(photo).save(outdir / "bp.png")
+    with Image.open(photo) as im:
+        im.convert("RGB").crop(PHOTO_CROP).save(outdir / "a.png", optimize=True)
+    with Image.open(painting) as im:
+        im.convert("RGB").crop(PAINTING_CROP).save(outdir / "bp.png", optimize=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

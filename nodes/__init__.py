@@ -7,6 +7,7 @@ from comfy_api.latest import io
 
 from .analogy import DeepImageAnalogy
 from .deconv import FeatureDeconvolution
+from .demo import LoadDemoImage
 from .features import ExtractFeatures
 from .fusion import FeatureFusion
 from .helpers import VisualiseNNF, WarpImage, WarpMask, WLSRefine
@@ -26,10 +27,11 @@ NODES: list[type[io.ComfyNode]] = [
     WarpImage,
     WarpMask,
     WLSRefine,
+    LoadDemoImage,
 ]
 """Every node class, in the order they appear in the menu."""
 
 __all__ = [
-    "NODES", "DeepImageAnalogy", "ExtractFeatures", "FeatureDeconvolution", "FeatureFusion", "LoadVGG19", "NNFSearch",
-    "PatchVoteReconstruction", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
+    "NODES", "DeepImageAnalogy", "ExtractFeatures", "FeatureDeconvolution", "FeatureFusion", "LoadDemoImage", "LoadVGG19",
+    "NNFSearch", "PatchVoteReconstruction", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
 ]

@@ -246,6 +246,22 @@ def test_bf16_runs_and_stays_close_to_fp32(node_classes, common, vgg, core):
 
 
 # ------------------------------------------------------------------------- helpers
+def test_load_demo_image(node_classes, comfy):
+    node = node_classes["DeepAnalogy_LoadDemoImage"]
+    input_dir = Path(comfy.folder_paths.get_input_directory())
+    before = sorted(p.name for p in input_dir.iterdir()) if input_dir.exists() else []
+    for option, filename in (("demo A (photograph)", "a.png"), ("demo B' (painting)", "bp.png")):
+        out = node.execute(image=option)
+        (img,) = out.args
+        with Image.open(DEMO / filename) as im:
+            want = torch.from_numpy(np.asarray(im.convert("RGB")).astype(np.float32) / 255.0)[None]
+        torch.testing.assert_close(img, want, atol=1e-6, rtol=0)
+        assert out.ui is not None  # the node previews what it loaded
+    assert (sorted(p.name for p in input_dir.iterdir()) if input_dir.exists() else []) == before
+    with pytest.raises(ValueError, match="image must be one of demo A"):
+        node.execute(image="a.png")
+
+
 def test_visualise_nnf(node_classes, one_node, core):
     nnf_ab = one_node[0][2]
     node = node_classes["DeepAnalogy_VisualiseNNF"]

@@ -18,6 +18,7 @@ NODE_IDS = {
     "DeepAnalogy_WarpImage",
     "DeepAnalogy_WarpMask",
     "DeepAnalogy_WLSRefine",
+    "DeepAnalogy_LoadDemoImage",
 }
 
 

@@ -1,13 +1,17 @@
 """Deep Image Analogy for ComfyUI: the pack's entry point.
 
 ComfyUI imports this file from ``custom_nodes/<pack>/``. It only registers the
-``models/vgg`` weight folder (path bookkeeping, no file access) and lists the nodes;
-the algorithm lives in ``analogy_core`` and runs when a node executes.
+``models/vgg`` weight folder (path bookkeeping, no file access), lists the nodes and
+names the folder of the pack's frontend extension; the algorithm lives in
+``analogy_core`` and runs when a node executes.
 """
 
 from __future__ import annotations
 
 import importlib.util
+
+WEB_DIRECTORY = "./web"
+"""The pack's frontend extension (ComfyUI serves it): seeds of new nodes start at "fixed"."""
 
 if importlib.util.find_spec("comfy_api") is not None:
     from comfy_api.latest import ComfyExtension, io

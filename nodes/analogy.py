@@ -19,7 +19,7 @@ from ._common import (
     image_to_core,
     widget_error,
 )
-from .nnf import SEED_MAX
+from ._seed import seed_input
 
 DEFAULT_PRESET = "photo2style"
 _PRESET_HELP = "; ".join(f"{name}: {note}" for name, note in PRESET_NOTES.items())
@@ -50,14 +50,7 @@ class DeepImageAnalogy(io.ComfyNode):
                     default=DEFAULT_PRESET,
                     tooltip=f"Settings preset. {_PRESET_HELP}.",
                 ),
-                io.Int.Input(
-                    "seed",
-                    default=0,
-                    min=0,
-                    max=SEED_MAX,
-                    step=1,
-                    tooltip="Seed of PatchMatch's random search; the same seed gives the same result.",
-                ),
+                seed_input("Seed of PatchMatch's random search; the same seed gives the same result."),
                 io.Int.Input(
                     "pm_iters",
                     default=-1,

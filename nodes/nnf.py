@@ -7,8 +7,8 @@ from comfy_api.latest import io
 from ..analogy_core import LAYERS, AnalogyState, search_layer
 from ..analogy_core.config import FAST_PM_ITERS
 from ._common import CATEGORY, STATE, Progress, check_interrupt, compute, odd_error, widget_error
+from ._seed import seed_input
 
-SEED_MAX = 0xFFFFFFFF
 RADIUS_MAX = 64
 
 
@@ -63,14 +63,9 @@ class NNFSearch(io.ComfyNode):
                     tooltip="Random-search radius around the upsampled field, in this layer's pixels. 0 searches the "
                     "whole image and is only allowed at relu5_1. Paper: 0 (global) at relu5_1, then 6, 6, 4, 4.",
                 ),
-                io.Int.Input(
-                    "seed",
-                    default=0,
-                    min=0,
-                    max=SEED_MAX,
-                    step=1,
-                    tooltip="Seed of the random search. Use the same seed on every layer to repeat the one-node Deep "
-                    "Image Analogy exactly.",
+                seed_input(
+                    "Seed of the random search. Use the same seed on every layer to repeat the one-node Deep Image "
+                    "Analogy exactly."
                 ),
             ],
             outputs=[

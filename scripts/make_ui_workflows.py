@@ -2,8 +2,9 @@
 
 ComfyUI's template browser and drag-and-drop load the UI ("workflow") format that the
 frontend saves: nodes with positions, sizes, input/output slots and ``widgets_values``,
-plus a ``links`` array. This script writes ``example_workflows/<name>.json`` for every
-``example_workflows/api/<name>.json``:
+plus a ``links`` array. This script writes ``workflows/<name>.json`` for every
+``workflows/api/<name>.json`` (the same file name: ComfyUI's template browser shows it
+as the template's title):
 
 - node ids, class types, titles, widget values and links come from the API copy;
 - the widgets of a node, and their order, come from ``/object_info``: one widget per
@@ -14,7 +15,7 @@ plus a ``links`` array. This script writes ``example_workflows/<name>.json`` for
   exactly. An ``image_upload`` combo gets the "upload" button widget after it;
 - each node gets a place in a grid (``LAYOUTS``, read left to right); the step-by-step
   graph has a titled group per VGG layer, two layers per row, coarse to fine. Each
-  graph gets a Markdown note that says what it does and which input files it expects;
+  graph gets a Markdown note that says what it does and where its images come from;
   notes are frontend-only nodes and never reach the API prompt.
 
 tests/comfyui/test_workflow_files.py proves that each file converts back to its API copy,
@@ -42,8 +43,14 @@ from typing import Any
 logger = logging.getLogger("make_ui_workflows")
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "example_workflows"
+EXAMPLES = REPO / "workflows"
 API_DIR = EXAMPLES / "api"
+
+# The templates, by file name (without .json), which is also their title in ComfyUI.
+ONE_NODE = "Deep Image Analogy - one node"
+STEP_BY_STEP = "Deep Image Analogy - step by step"
+FIELDS = "Deep Image Analogy - fields, warps and masks"
+WLS = "Deep Image Analogy - WLS refinement"
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_NAMES = ("seed", "noise_seed")  # the frontend adds a control widget to INT inputs with these names
@@ -55,31 +62,31 @@ GAP_X, GAP_Y = 40, 24
 GROUP_TITLE_H, GROUP_PAD = 36, 10
 MIN_WIDTH = 260
 WIDE = {"DeepAnalogy_LoadVGG19": 360}  # long combo values
-# room for the image previews: LoadImage shows its image, SaveImage the result of a run
-# (the frontend makes a LoadImage at least 314 high once it shows an image)
-FIXED_SIZE = {"LoadImage": (260, 314), "SaveImage": (300, 270)}
+# room for the image previews: Load Demo Image and LoadImage show their image, SaveImage
+# the result of a run (the frontend makes a LoadImage at least 314 high once it shows one)
+FIXED_SIZE = {"DeepAnalogy_LoadDemoImage": (260, 314), "LoadImage": (260, 314), "SaveImage": (300, 270)}
 
 # Grids of API node ids, one list per row; None leaves a cell empty and a tuple stacks
 # nodes in one cell. "note" is the Markdown note. GROUPS draws a titled box around nodes.
 LAYOUTS: dict[str, list[list[str | tuple[str, ...] | None]]] = {
-    "one_node": [
+    ONE_NODE: [
         [("1", "2", "3"), ("4", "note"), ("5", "6")],
     ],
-    "visualise_and_warp": [  # the four results as a 2x2 block: fields above, warps below
+    FIELDS: [  # the four results as a 2x2 block: fields above, warps below
         [("1", "2", "3"), ("4", "11", "note"), ("5", "7", "9", "12", "13"), ("6", "10"), ("8", "14")],
     ],
-    "wls_refine": [
+    WLS: [
         [("1", "2", "3"), ("4", "note"), "5", ("6", "7")],
     ],
     # one group per VGG layer, read like text: two layers per row, coarse to fine
-    "step_by_step": [
+    STEP_BY_STEP: [
         ["1", "11", "12", "13", "14", "15", "16"],
         ["2", "17", "18", "19", "20", "21", "22"],
         [("3", "10"), "23", "30", "31", "32", "note", None],
     ],
 }
 GROUPS: dict[str, list[tuple[str, list[str]]]] = {
-    "step_by_step": [
+    STEP_BY_STEP: [
         ("relu5_1: match (global search), deconvolve to relu4_1, fuse", ["11", "12", "13"]),
         ("relu4_1: match, deconvolve to relu3_1, fuse", ["14", "15", "16"]),
         ("relu3_1: match, deconvolve to relu2_1, fuse", ["17", "18", "19"]),
@@ -87,35 +94,39 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ("relu1_1: match, vote the pixels, save", ["23", "30", "31", "32"]),
     ],
 }
+DEMO_NOTE = (
+    "The two **Load Demo Image** nodes load the pack's demo pair: a photograph (A) and a painting (B') of "
+    "the same kind of scene. To use your own pictures, replace them with **Load Image** nodes."
+)
 NOTES: dict[str, str] = {
-    "one_node": (
+    ONE_NODE: (
         "## Deep Image Analogy, one node\n\n"
         "A gives the structure, B' the look. The node returns **A'** (A painted like B') and "
         "**B** (B' with A's look), plus both correspondence fields.\n\n"
-        "Load your own A and B'. For the pack's demo pair, copy `demo/a.png` and `demo/bp.png` into "
-        "`ComfyUI/input/` as `dia_demo_a.png` and `dia_demo_bp.png`.\n\n"
+        f"{DEMO_NOTE}\n\n"
         "`-1` / `0` on the overrides means: use the preset's value."
     ),
-    "step_by_step": (
+    STEP_BY_STEP: (
         "## Deep Image Analogy, step by step\n\n"
         "The same algorithm as the one-node graph, one node per stage, coarse to fine: at each VGG layer "
         "NNF Search matches A and B' both ways, Feature Deconvolution carries the match one layer down, "
         "Feature Fusion mixes A's structure with B''s warped features. Patch-Vote Reconstruction turns the "
         "relu1_1 fields into pixels.\n\n"
         "With the same settings and seed on every layer it gives exactly the one-node result. "
-        "Demo inputs: `demo/a.png`, `demo/bp.png` copied to `ComfyUI/input/dia_demo_a.png`, `dia_demo_bp.png`."
+        f"{DEMO_NOTE}"
     ),
-    "visualise_and_warp": (
+    FIELDS: (
         "## Look at the correspondence fields\n\n"
-        "Visualise NNF colours a field by direction and length. Warp Image and Warp Mask carry any image "
-        "or mask from B' onto A through the A→B' field, e.g. a mask drawn on B'.\n\n"
-        "Demo inputs: `demo/a.png`, `demo/bp.png` copied to `ComfyUI/input/dia_demo_a.png`, `dia_demo_bp.png`."
+        "Visualise NNF colours a field: by the matched point's position (coordinates), or by the offset's "
+        "direction and length (middlebury, the standard optical-flow colour wheel; or direction). Warp Image "
+        "and Warp Mask carry any image or mask from B' onto A through the A→B' field, e.g. a mask drawn on B'.\n\n"
+        f"{DEMO_NOTE}"
     ),
-    "wls_refine": (
+    WLS: (
         "## WLS refinement\n\n"
         "WLS Refine computes A + WLS(A' | A) - WLS(A | A): A's fine edges with A''s colours, "
         "useful for photo-to-photo transfer. Compare the refined and the plain A'.\n\n"
-        "Demo inputs: `demo/a.png`, `demo/bp.png` copied to `ComfyUI/input/dia_demo_a.png`, `dia_demo_bp.png`."
+        f"{DEMO_NOTE}"
     ),
 }
 NOTE_SIZE = (340, 200)
@@ -254,7 +265,7 @@ def build(name: str, api: dict, object_info: dict) -> dict:
     groups = place(name, nodes)
 
     return {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"deep-image-analogy/example_workflows/{name}")),
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"deep-image-analogy/workflows/{name}")),
         "revision": 0,
         "last_node_id": max(n["id"] for n in nodes.values()),
         "last_link_id": len(links),

@@ -1,19 +1,19 @@
 """Make the example workflows' thumbnails and the README's screenshot of the step-by-step graph.
 
-Runs every workflow of example_workflows/api/ at a small working size (sides 64-160 px,
-3 PatchMatch iterations, 10 L-BFGS steps) in the test ComfyUI on the demo images, then:
+Runs every workflow of workflows/api/ at a small working size (sides 64-160 px,
+3 PatchMatch iterations, 10 L-BFGS steps) in the test ComfyUI on the pack's demo images
+(the templates load them with Load Demo Image), then:
 
-- ``example_workflows/<name>.jpg`` (400x400, the size of a template card): the workflow's
-  inputs and outputs, labelled; for step_by_step, the graph itself above its outputs;
+- ``workflows/<name>.jpg`` (400x400, the size of a template card): the workflow's
+  inputs and outputs, labelled; for the step-by-step graph, the graph itself above its
+  outputs;
 - ``docs/step_by_step.png`` (1600x900): the step-by-step graph as ComfyUI's page shows
   it in headless Chromium, fitted to the window, with the small run's images in its
   Load and Save nodes.
 
 Needs ``bash scripts/setup_comfyui.sh`` (ComfyUI and Chromium). Takes a few minutes on
-a CPU. The demo images are copied into ComfyUI's input/ under the names the workflows
-use (``dia_demo_a.png``, ``dia_demo_bp.png``) and removed afterwards if they were not
-there before; the run's outputs are deleted. Frontend settings changed for the
-screenshot go to a temporary user directory.
+a CPU. The run's outputs are deleted. Frontend settings changed for the screenshot go to
+a temporary user directory.
 
 Usage: ``.venv/bin/python scripts/make_workflow_images.py [--only-screenshot]``
 """
@@ -38,13 +38,16 @@ sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 from _browser import Chromium, ComfyPage, find_chromium  # noqa: E402  (the test harness, stdlib only)
 from _server import ComfyInstall, ComfyServer  # noqa: E402
 
+sys.path.insert(0, str(REPO / "scripts"))
+from make_ui_workflows import FIELDS, ONE_NODE, STEP_BY_STEP, WLS  # noqa: E402  (the template names)
+
 logger = logging.getLogger("make_workflow_images")
 
-EXAMPLES = REPO / "example_workflows"
+EXAMPLES = REPO / "workflows"
 SCREENSHOT = REPO / "docs" / "step_by_step.png"
 SCREEN_SIZE = (1600, 900)
 THUMB = 400
-INPUTS = {"dia_demo_a.png": REPO / "demo" / "a.png", "dia_demo_bp.png": REPO / "demo" / "bp.png"}
+DEMO = {"A": REPO / "demo" / "a.png", "B'": REPO / "demo" / "bp.png"}
 SMALL = {
     "DeepAnalogy_DeepImageAnalogy": {"pm_iters": 3, "lbfgs_iters": 10, "min_side": 64, "max_side": 160},
     "DeepAnalogy_ExtractFeatures": {"min_side": 64, "max_side": 160},
@@ -132,11 +135,11 @@ def tiles(sheet: Image.Image, draw: ImageDraw.ImageDraw, items: list[tuple[str, 
 def thumbnail(name: str, results: dict[str, dict[str, Image.Image]], demo: dict[str, Image.Image],
               graph: Image.Image | None) -> Image.Image:
     r = results[name]
-    a, bp = demo["dia_demo_a.png"], demo["dia_demo_bp.png"]
-    if name == "one_node":
+    a, bp = demo["A"], demo["B'"]
+    if name == ONE_NODE:
         sheet, draw, top = sheet_with_title("Deep Image Analogy: A, B' \u2192 A', B")
         tiles(sheet, draw, [("A", a), ("B'", bp), ("A'", r["Save A'"]), ("B", r["Save B"])], top)
-    elif name == "step_by_step":
+    elif name == STEP_BY_STEP:
         sheet, draw, top = sheet_with_title("Step by step, relu5_1 \u2192 relu1_1")
         graph_h = 0
         if graph is not None:
@@ -144,11 +147,11 @@ def thumbnail(name: str, results: dict[str, dict[str, Image.Image]], demo: dict[
             sheet.paste(small_graph, (4, top))
             graph_h = small_graph.height
         tiles(sheet, draw, [("A'", r["Save A'"]), ("B", r["Save B"])], top + graph_h + 2)
-    elif name == "visualise_and_warp":
+    elif name == FIELDS:
         sheet, draw, top = sheet_with_title("Fields, warps and masks")
         tiles(sheet, draw, [("field A\u2192B'", r["Save field A\u2192B'"]), ("field B'\u2192A", r["Save field B'\u2192A"]),
                             ("B' warped onto A", r["Save warped B'"]), ("B' red mask on A", r["Save warped mask"])], top)
-    elif name == "wls_refine":
+    elif name == WLS:
         sheet, draw, top = sheet_with_title("WLS refinement of A'")
         tiles(sheet, draw, [("A", a), ("B'", bp), ("A'", r["Save A'"]), ("A' refined", r["Save refined A'"])], top)
     else:
@@ -171,10 +174,10 @@ def screenshot(server: ComfyServer, out_prefix: str) -> tuple[Image.Image, dict[
             d => d.children.length && (d.innerText || '').startsWith('Introducing Nodes 2.0'));
             const buttons = el ? el.parentElement.querySelectorAll('button') : [];
             if (buttons.length) buttons[buttons.length - 1].click(); return true; })()""")
-        page.load(json.loads((EXAMPLES / "step_by_step.json").read_text()))
+        page.load(json.loads((EXAMPLES / f"{STEP_BY_STEP}.json").read_text()))
         # run the small version as this page's client, so the page shows the outputs in its nodes
         server.client_id = browser.evaluate("window.comfyAPI.api.api.clientId")
-        images = run(server, "step_by_step", out_prefix)
+        images = run(server, STEP_BY_STEP, out_prefix)
         time.sleep(3.0)  # the previews load
         page.dismiss_popups()
         browser.evaluate("document.querySelectorAll('.p-buttongroup.absolute.bottom-0').forEach("
@@ -204,32 +207,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dia-comfy-user-") as user_dir:
         server = ComfyServer(install, log_path=install.home / "logs" / "make_workflow_images.log",
                              extra_args=("--user-directory", user_dir))
-        created = []
         try:
             server.start(timeout=180)
-            for target, source in INPUTS.items():
-                if not (server.input_dir / target).exists():
-                    shutil.copyfile(source, server.input_dir / target)
-                    created.append(server.input_dir / target)
             graph, step_images = screenshot(server, out_prefix)
             logger.info("wrote %s", SCREENSHOT.relative_to(REPO))
             if args.only_screenshot:
                 return 0
-            results = {"step_by_step": step_images}
-            for name in ("one_node", "visualise_and_warp", "wls_refine"):
+            results = {STEP_BY_STEP: step_images}
+            for name in (ONE_NODE, FIELDS, WLS):
                 results[name] = run(server, name, out_prefix)
             demo = {}
-            for target, source in INPUTS.items():
+            for role, source in DEMO.items():
                 with Image.open(source) as im:
-                    demo[target] = im.convert("RGB")
+                    demo[role] = im.convert("RGB")
             for name in sorted(results):
                 path = EXAMPLES / f"{name}.jpg"
                 thumbnail(name, results, demo, graph).save(path, quality=88, optimize=True)
                 logger.info("wrote %s", path.relative_to(REPO))
         finally:
             server.stop()
-            for path in created:
-                path.unlink(missing_ok=True)
             shutil.rmtree(server.output_dir / out_prefix, ignore_errors=True)
     return 0
 

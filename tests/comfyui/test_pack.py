@@ -1,8 +1,10 @@
-"""The pack inside a real ComfyUI server: registration, the API workflows in
-example_workflows/api/, agreement with the command line, errors and interruption.
+"""The pack inside a real ComfyUI server: registration, the API copies of the templates
+in workflows/api/, agreement with the command line, errors and interruption.
 
 The workflows run on the demo images downscaled to 96x64 px with fewer iterations
-(PatchMatch 2, L-BFGS 5, min_side 32), patched into the JSON files at test time.
+(PatchMatch 2, L-BFGS 5, min_side 32), patched into the JSON files at test time: their
+Load Demo Image nodes become Load Image nodes of test-owned copies in input/.
+(tests/comfyui/test_fresh_install.py runs the templates as they are.)
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from PIL import Image
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOWS = REPO / "example_workflows" / "api"
+WORKFLOWS = REPO / "workflows" / "api"
+ONE_NODE = "Deep Image Analogy - one node"
+STEP_BY_STEP = "Deep Image Analogy - step by step"
+FIELDS = "Deep Image Analogy - fields, warps and masks"
+WLS = "Deep Image Analogy - WLS refinement"
 PACK_MODULE = "custom_nodes.deep_image_analogy"
 NODE_IDS = (
     "DeepAnalogy_LoadVGG19",
@@ -40,13 +46,16 @@ NODE_IDS = (
     "DeepAnalogy_WarpImage",
     "DeepAnalogy_WarpMask",
     "DeepAnalogy_WLSRefine",
+    "DeepAnalogy_LoadDemoImage",
 )
 SIZE = (96, 64)  # (W, H) of the test inputs
 SEED = 0
 PM_ITERS, LBFGS_ITERS, MIN_SIDE = 2, 5, 32
 
-# Test-owned copies of the inputs; the workflows' LoadImage names are mapped to them.
-INPUT_NAMES = {"dia_demo_a.png": "dia_test_a.png", "dia_demo_bp.png": "dia_test_bp.png"}
+# Test-owned copies of the inputs; the workflows' Load Demo Image nodes become LoadImage
+# nodes of these files.
+INPUT_NAMES = {"demo A (photograph)": "dia_test_a.png", "demo B' (painting)": "dia_test_bp.png"}
+DEMO_FILES = {"demo A (photograph)": "a.png", "demo B' (painting)": "bp.png"}
 STRIP = "dia_test_strip.png"
 OUTPUT_PREFIX = "dia_test_"
 
@@ -88,8 +97,9 @@ def small(workflow: dict, tag: str) -> dict:
         if node["class_type"] == "SaveImage":
             name = node["inputs"]["filename_prefix"].rsplit("/", 1)[-1]
             node["inputs"]["filename_prefix"] = f"{OUTPUT_PREFIX}{tag}_{uuid.uuid4().hex[:8]}/{name}"
-        if node["class_type"] == "LoadImage":
-            node["inputs"]["image"] = INPUT_NAMES.get(node["inputs"]["image"], node["inputs"]["image"])
+        if node["class_type"] == "DeepAnalogy_LoadDemoImage":
+            node["class_type"] = "LoadImage"
+            node["inputs"] = {"image": INPUT_NAMES[node["inputs"]["image"]]}
     return wf
 
 
@@ -128,8 +138,8 @@ def inputs(comfy_server, tmp_path_factory):
     removed afterwards, with everything the tests saved in output/."""
     here = tmp_path_factory.mktemp("inputs")
     files = {}
-    for role, demo_name in (("a", "dia_demo_a.png"), ("bp", "dia_demo_bp.png")):
-        with Image.open(REPO / "demo" / f"{role}.png") as im:
+    for role, demo_name in (("a", "demo A (photograph)"), ("bp", "demo B' (painting)")):
+        with Image.open(REPO / "demo" / DEMO_FILES[demo_name]) as im:
             small_im = im.convert("RGB").resize(SIZE, Image.Resampling.LANCZOS)
         small_im.save(comfy_server.input_dir / INPUT_NAMES[demo_name])
         small_im.save(here / f"{role}.png")
@@ -161,7 +171,7 @@ def cli_output(inputs, tmp_path_factory) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def one_node_output(comfy_server, inputs) -> dict[str, np.ndarray]:
-    wf = small(load_workflow("one_node"), "one")
+    wf = small(load_workflow(ONE_NODE), "one")
     entry = run_ok(comfy_server, wf)
     analogy = node_id(wf, "DeepAnalogy_DeepImageAnalogy")
     ids = {wf[k]["inputs"]["images"][1]: k for k, n in wf.items()
@@ -195,6 +205,25 @@ def test_workflow_files_only_use_known_nodes(comfy_server):
             assert node["class_type"] in known, f"{path.name} node {nid}: unknown {node['class_type']}"
 
 
+def test_demo_images_load_from_the_pack_and_nothing_is_copied_to_input(comfy_server):
+    """The templates' Load Demo Image nodes read demo/ inside the pack; input/ stays as it was."""
+    before = sorted(p.name for p in comfy_server.input_dir.iterdir())
+    tag = uuid.uuid4().hex[:8]
+    prompt = {}
+    for i, option in enumerate(DEMO_FILES, start=1):
+        prompt[str(i)] = {"class_type": "DeepAnalogy_LoadDemoImage", "inputs": {"image": option}}
+        prompt[str(10 + i)] = {"class_type": "SaveImage",
+                               "inputs": {"images": [str(i), 0], "filename_prefix": f"{OUTPUT_PREFIX}demo_{tag}/{i}"}}
+    entry = run_ok(comfy_server, prompt, timeout=120)
+    for i, (option, filename) in enumerate(DEMO_FILES.items(), start=1):
+        with Image.open(REPO / "demo" / filename) as im:
+            want = np.asarray(im.convert("RGB")).astype(np.int16)
+        assert_close_levels(saved(comfy_server, entry, str(10 + i)), want, 1, 1.0, option)
+        assert entry["outputs"][str(i)]["images"][0]["type"] == "temp"  # the node's own preview
+    assert sorted(p.name for p in comfy_server.input_dir.iterdir()) == before
+    shutil.rmtree(comfy_server.output_dir / f"{OUTPUT_PREFIX}demo_{tag}", ignore_errors=True)
+
+
 def test_one_node_matches_the_cli(one_node_output, cli_output):
     for name in ("a_prime", "b"):
         assert one_node_output[name].shape == (SIZE[1], SIZE[0], 3)
@@ -202,7 +231,7 @@ def test_one_node_matches_the_cli(one_node_output, cli_output):
 
 
 def test_visualise_and_warp_workflow(comfy_server, inputs, one_node_output):
-    wf = small(load_workflow("visualise_and_warp"), "vis")
+    wf = small(load_workflow(FIELDS), "vis")
     entry = run_ok(comfy_server, wf)
     saves = [k for k, n in wf.items() if n["class_type"] == "SaveImage"]
     assert len(saves) == 4
@@ -217,7 +246,7 @@ def test_visualise_and_warp_workflow(comfy_server, inputs, one_node_output):
 
 
 def test_wls_refine_workflow(comfy_server, inputs, one_node_output):
-    wf = small(load_workflow("wls_refine"), "wls")
+    wf = small(load_workflow(WLS), "wls")
     # the file uses photo2photo; photo2style reuses the cached analogy of the one-node test
     patch(wf, "DeepAnalogy_DeepImageAnalogy", preset="photo2style")
     entry = run_ok(comfy_server, wf)
@@ -226,7 +255,7 @@ def test_wls_refine_workflow(comfy_server, inputs, one_node_output):
 
 
 def test_step_by_step_equals_one_node(comfy_server, one_node_output):
-    wf = small(load_workflow("step_by_step"), "steps")
+    wf = small(load_workflow(STEP_BY_STEP), "steps")
     assert sum(n["class_type"] == "DeepAnalogy_NNFSearch" for n in wf.values()) == 5
     assert sum(n["class_type"] == "DeepAnalogy_FeatureDeconvolution" for n in wf.values()) == 4
     assert sum(n["class_type"] == "DeepAnalogy_FeatureFusion" for n in wf.values()) == 4
@@ -239,7 +268,7 @@ def test_step_by_step_equals_one_node(comfy_server, one_node_output):
 
 
 def test_bad_search_radius_is_rejected_with_our_message(comfy_server, inputs):
-    wf = small(load_workflow("step_by_step"), "bad_radius")
+    wf = small(load_workflow(STEP_BY_STEP), "bad_radius")
     bad = node_id(wf, "DeepAnalogy_NNFSearch", layer="relu3_1")
     wf[bad]["inputs"]["search_radius"] = 0
     with pytest.raises(PromptRejected) as info:
@@ -250,8 +279,8 @@ def test_bad_search_radius_is_rejected_with_our_message(comfy_server, inputs):
 
 
 def test_image_too_small_fails_with_our_message(comfy_server, inputs):
-    wf = small(load_workflow("one_node"), "strip")
-    wf[node_id(wf, "LoadImage", image=INPUT_NAMES["dia_demo_a.png"])]["inputs"]["image"] = STRIP
+    wf = small(load_workflow(ONE_NODE), "strip")
+    wf[node_id(wf, "LoadImage", image=INPUT_NAMES["demo A (photograph)"])]["inputs"]["image"] = STRIP
     entry = comfy_server.run(wf, timeout=300)
     assert comfy_server.status_str(entry) == "error"
     error = comfy_server.execution_error(entry)
@@ -262,7 +291,7 @@ def test_image_too_small_fails_with_our_message(comfy_server, inputs):
 
 
 def test_interrupt_stops_a_long_analogy(comfy_server, inputs):
-    wf = small(load_workflow("one_node"), "interrupt")
+    wf = small(load_workflow(ONE_NODE), "interrupt")
     # full iterations: about a minute of work on this machine if not stopped
     patch(wf, "DeepAnalogy_DeepImageAnalogy", pm_iters=10, lbfgs_iters=100, seed=12345)
     prompt_id = comfy_server.queue(wf)
@@ -296,13 +325,13 @@ def _server_rss_bytes(server) -> int:
 def test_five_queued_analogies_complete_and_memory_returns(comfy_server, inputs):
     """Five small analogies queued at once all succeed, and the server's resident memory
     afterwards is within 100 MB of where it stood after a first (warm-up) run."""
-    warm = small(load_workflow("one_node"), "load_warm")
+    warm = small(load_workflow(ONE_NODE), "load_warm")
     patch(warm, "DeepAnalogy_DeepImageAnalogy", seed=99)
     run_ok(comfy_server, warm)
     before = _server_rss_bytes(comfy_server)
     ids = []
     for i in range(5):
-        wf = small(load_workflow("one_node"), f"load{i}")
+        wf = small(load_workflow(ONE_NODE), f"load{i}")
         patch(wf, "DeepAnalogy_DeepImageAnalogy", seed=100 + i)
         ids.append(comfy_server.queue(wf))
     for prompt_id in ids:

@@ -1,5 +1,5 @@
-"""The example workflows: the UI-format files in example_workflows/ are the same graphs
-as their API-format copies in example_workflows/api/ (which test_pack.py runs).
+"""The templates: the UI-format files in workflows/ are the same graphs as their
+API-format copies in workflows/api/ (which test_pack.py and test_fresh_install.py run).
 
 Proven two ways, against the running ComfyUI's /object_info:
 - in Python, converting each UI file the way ComfyUI's frontend does (widget values
@@ -11,7 +11,8 @@ Proven two ways, against the running ComfyUI's /object_info:
   set (CI sets it), in which case they fail.
 
 Also: ComfyUI lists exactly the four UI files as the pack's templates (not the api/
-subfolder) and serves each with its .jpg thumbnail.
+subfolder) and serves each with its .jpg thumbnail; and in the real frontend every seed
+of the pack's nodes stays "fixed", in the templates and on nodes added by hand.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -27,10 +29,16 @@ from _browser import Chromium, ComfyPage, find_chromium
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "example_workflows"
+EXAMPLES = REPO / "workflows"
 API_DIR = EXAMPLES / "api"
 PACK = "deep_image_analogy"
-NAMES = ("one_node", "step_by_step", "visualise_and_warp", "wls_refine")
+# file names = titles on the template cards
+NAMES = (
+    "Deep Image Analogy - one node",
+    "Deep Image Analogy - step by step",
+    "Deep Image Analogy - fields, warps and masks",
+    "Deep Image Analogy - WLS refinement",
+)
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FRONTEND_ONLY_NODES = {"Note", "MarkdownNote"}  # never sent to the server
@@ -120,7 +128,9 @@ def _require_chromium() -> bool:
 def test_every_api_workflow_has_a_ui_file_and_a_thumbnail():
     assert sorted(p.stem for p in API_DIR.glob("*.json")) == sorted(NAMES)
     assert sorted(p.stem for p in EXAMPLES.glob("*.json")) == sorted(NAMES)
-    assert not (REPO / "workflows").exists(), "workflows/ is gone: example_workflows/ is the one template folder"
+    # one template folder: ComfyUI would serve every one of its candidate names under one URL
+    others = [name for name in ("example_workflows", "example", "examples", "workflow") if (REPO / name).exists()]
+    assert not others, f"workflows/ is the one template folder; also found {others}"
     for name in NAMES:
         thumb = EXAMPLES / f"{name}.jpg"
         assert thumb.is_file(), f"{thumb} missing: the frontend only asks for a same-name .jpg"
@@ -157,10 +167,10 @@ def test_ui_file_converts_to_its_api_copy(comfy_server, name):
 
 def test_comfyui_lists_the_ui_files_as_templates(comfy_server):
     listing = comfy_server.get_json("/api/workflow_templates")
-    # .json files directly in example_workflows/ only: the api/ copies are not templates
+    # .json files directly in workflows/ only: the api/ copies are not templates
     assert sorted(listing.get(PACK, [])) == sorted(NAMES), listing.get(PACK)
     for name in NAMES:
-        base = f"{comfy_server.url}/api/workflow_templates/{PACK}/{name}"
+        base = f"{comfy_server.url}/api/workflow_templates/{PACK}/{urllib.parse.quote(name)}"
         with urllib.request.urlopen(base + ".json", timeout=30) as resp:
             assert json.loads(resp.read()) == load(EXAMPLES / f"{name}.json")
         with urllib.request.urlopen(base + ".jpg", timeout=30) as resp:
@@ -199,3 +209,85 @@ def test_frontend_turns_the_ui_file_into_its_api_copy(page, name):
     for node in ui["nodes"]:
         assert loaded[node["id"]]["type"] == node["type"]
         assert loaded[node["id"]].get("widgets_values") == node.get("widgets_values"), node["id"]
+
+
+# What the frontend does around a queue, twice: every widget's beforeQueued, then its
+# afterQueued (where "control after generate" changes the seed unless it is "fixed").
+HAND_ADDED_JS = """((types) => {
+  app.graph.clear();
+  const out = {};
+  for (const type of types) {
+    const node = LiteGraph.createNode(type);
+    app.graph.add(node);
+    const seed = node.widgets.find((w) => w.name === "seed");
+    seed.value = 1234;
+    const controls = (seed.linkedWidgets ?? []).map((w) => w.value);
+    for (let i = 0; i < 2; i++) for (const w of node.widgets) { w.beforeQueued?.(); w.afterQueued?.(); }
+    out[type] = {controls, seed: seed.value};
+  }
+  app.graph.clear();
+  return JSON.stringify(out);
+})"""
+SEED_CONTROLS_JS = """JSON.stringify(app.graph.nodes.filter((n) => n.widgets?.some((w) => w.name === "seed")).map(
+  (n) => [n.id, n.type, n.widgets.find((w) => w.name === "seed").linkedWidgets?.map((w) => w.value) ?? []]))"""
+
+
+def test_the_pack_frontend_extension_is_loaded(comfy_server, page):
+    assert "/extensions/deep_image_analogy/deep_image_analogy.js" in comfy_server.get_json("/extensions")
+    names = json.loads(page.browser.evaluate("JSON.stringify(app.extensions.map((e) => e.name))"))
+    assert "DeepImageAnalogy.FixedSeeds" in names
+
+
+def test_hand_added_nodes_keep_their_seed_fixed(page):
+    """A node added by hand starts with its seed's control at "fixed" and keeps its seed
+    across queues. ComfyUI's own KSampler, on the same page, shows what the frontend
+    does otherwise (0.3.75 starts every seed control at "randomize")."""
+    page.dismiss_popups()
+    ours = ["DeepAnalogy_DeepImageAnalogy", "DeepAnalogy_NNFSearch"]
+    result = json.loads(page.browser.evaluate(f"{HAND_ADDED_JS}({json.dumps([*ours, 'KSampler'])})"))
+    for node_type in ours:
+        assert result[node_type] == {"controls": ["fixed"], "seed": 1234}, (node_type, result[node_type])
+    assert result["KSampler"]["controls"] == ["randomize"]
+    assert result["KSampler"]["seed"] != 1234  # the check above would see a re-roll
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_seed_widgets_are_fixed_in_the_frontend(page, name):
+    ui = load(EXAMPLES / f"{name}.json")
+    page.dismiss_popups()
+    page.load(ui)
+    seeds = json.loads(page.browser.evaluate(SEED_CONTROLS_JS))
+    expected = sum(n["type"] in ("DeepAnalogy_DeepImageAnalogy", "DeepAnalogy_NNFSearch") for n in ui["nodes"])
+    assert len(seeds) == expected
+    assert all(controls == ["fixed"] for _, _, controls in seeds), seeds
+
+
+def test_a_saved_control_choice_is_kept(page):
+    """The extension only sets new nodes: a workflow that saved another choice keeps it."""
+    ui = load(EXAMPLES / f"{NAMES[0]}.json")
+    node = next(n for n in ui["nodes"] if n["type"] == "DeepAnalogy_DeepImageAnalogy")
+    index = node["widgets_values"].index("fixed")
+    node["widgets_values"][index] = "increment"
+    page.dismiss_popups()
+    page.load(ui)
+    seeds = json.loads(page.browser.evaluate(SEED_CONTROLS_JS))
+    assert [controls for nid, _, controls in seeds if nid == node["id"]] == [["increment"]]
+
+
+# How the frontend's template browser (1.32.9) fetches a custom node's template and its
+# card image: the file name put into the URL as it is (the browser encodes the spaces).
+TEMPLATE_FETCH_JS = """(async (pack, name) => {
+  const api = window.comfyAPI.api.api;
+  const json = await (await fetch(api.apiURL(`/workflow_templates/${pack}/${name}.json`))).json();
+  const img = new Image();
+  img.src = api.apiURL(`/workflow_templates/${pack}/${name}.jpg`);
+  await img.decode();
+  return JSON.stringify({json, thumbnail: [img.naturalWidth, img.naturalHeight]});
+})"""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_browser_fetches_each_template_by_its_file_name(page, name):
+    got = json.loads(page.browser.evaluate(f"{TEMPLATE_FETCH_JS}({json.dumps(PACK)}, {json.dumps(name)})"))
+    assert got["json"] == load(EXAMPLES / f"{name}.json")
+    assert got["thumbnail"] == [400, 400]

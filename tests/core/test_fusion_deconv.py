@@ -94,7 +94,7 @@ def test_deconvolution_makes_progress_on_real_feature_magnitudes(vgg, device):
     from pathlib import Path
 
     from analogy_core import PRESETS, deconvolve_layer, patch_vote, prepare, search_layer
-    from analogy_core.__main__ import load_image
+    from analogy_core.io import load_image
 
     demo = Path(__file__).resolve().parents[2] / "demo"
     st = prepare(vgg, load_image(demo / "a.png").to(device), load_image(demo / "bp.png").to(device), PRESETS["paper"])

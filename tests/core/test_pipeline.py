@@ -20,7 +20,7 @@ from analogy_core import (
     search_layer,
     total_work,
 )
-from analogy_core.__main__ import load_image
+from analogy_core.io import load_image
 
 DEMO = Path(__file__).resolve().parents[2] / "demo"
 FAST = dataclasses.replace(PRESETS["paper"], min_side=32, max_side=128, pm_iters=4, lbfgs_iters=15)

@@ -5,7 +5,19 @@ The public API; nothing here imports ComfyUI.
 
 from __future__ import annotations
 
-from .config import LAYERS, PRESET_NOTES, PRESETS, AnalogyConfig, get_preset
+from .config import (
+    DEFAULT_PRESET,
+    LAYERS,
+    PRESETS,
+    SETTINGS,
+    AnalogyConfig,
+    Preset,
+    describe_preset,
+    get_preset,
+    preset_values,
+    resolve_config,
+    same_settings,
+)
 from .deconv import deconvolve
 from .field import FlowField, flow_to_colour, warp_by_field
 from .fusion import feature_mask, fuse
@@ -30,11 +42,12 @@ from .vgg import CAFFE, TORCHVISION, VGG19, default_weights_path, load_vgg19
 from .vote import patch_vote, warp
 
 __all__ = [
-    "CAFFE", "LAYERS", "PRESETS", "PRESET_NOTES", "TORCHVISION", "VGG19", "AnalogyConfig", "AnalogyResult",
-    "AnalogyState", "FlowField", "ImageFileError", "clamp_nnf", "contact_sheet", "deconvolve", "deconvolve_layer",
-    "default_weights_path", "feature_mask", "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset",
-    "identity_nnf", "limited_size", "load_image", "load_vgg19", "luminance", "nnf_to_flow", "normalise_features",
-    "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid", "prepare", "reconstruct", "resolve_device",
-    "run_analogy", "sample_bilinear", "save_image", "search_layer", "total_work", "upsample_nnf", "warp",
-    "warp_by_field", "wls_apply", "wls_filter", "wls_refine", "wls_weights",
+    "CAFFE", "DEFAULT_PRESET", "LAYERS", "PRESETS", "SETTINGS", "TORCHVISION", "VGG19", "AnalogyConfig",
+    "AnalogyResult", "AnalogyState", "FlowField", "ImageFileError", "Preset", "clamp_nnf", "contact_sheet",
+    "deconvolve", "deconvolve_layer", "default_weights_path", "describe_preset", "feature_mask", "flow_to_colour",
+    "flow_to_nnf", "fuse", "fuse_layer", "get_preset", "identity_nnf", "limited_size", "load_image", "load_vgg19",
+    "luminance", "nnf_to_flow", "normalise_features", "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid",
+    "prepare", "preset_values", "reconstruct", "resolve_config", "resolve_device", "run_analogy", "same_settings",
+    "sample_bilinear", "save_image", "search_layer", "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply",
+    "wls_filter", "wls_refine", "wls_weights",
 ]

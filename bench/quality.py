@@ -40,20 +40,20 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from analogy_core import PRESETS, AnalogyConfig, flow_to_nnf, get_preset, load_vgg19, patch_vote, run_analogy
+from analogy_core import AnalogyConfig, flow_to_nnf, get_preset, load_vgg19, patch_vote, run_analogy
+from analogy_core.cli import CliError, add_config_arguments, config_from_args
 from analogy_core.io import load_image, resolve_device, save_image
 from bench._photos import DEFAULT_CACHE, SKIMAGE_PHOTOS, PhotoError, skimage_photos
 
 logger = logging.getLogger("bench.quality")
 
+_OVERRIDES = ("pm_iters", "lbfgs_iters", "deconv")
+"""Settings the benchmark's command line can override."""
+
 REF_SIZE = 224
 """Side length at which the warp parameters below are given; they scale with ``--size``."""
 
 Tensor = torch.Tensor
-
-
-class CliError(Exception):
-    """An error reported to the user as one line, without a traceback."""
 
 Appearance = Callable[[Tensor], Tensor]
 
@@ -598,10 +598,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Known-answer quality benchmark: B' = appearance(warp(A)) from real photos; "
         "scores A', B and both flows against their ground truth and simple baselines.",
     )
-    p.add_argument("--preset", default="photo2style", choices=sorted(PRESETS), help="settings preset (default photo2style)")
-    p.add_argument("--pm-iters", type=int, default=None, help="override PatchMatch iterations per layer")
-    p.add_argument("--lbfgs-iters", type=int, default=None, help="override L-BFGS iterations per layer")
-    p.add_argument("--deconv", choices=("direct", "release"), default=None, help="override the deconvolution mode")
+    add_config_arguments(p, _OVERRIDES)
     p.add_argument("--size", type=int, default=REF_SIZE, help=f"side of the square A and B' in px (default {REF_SIZE})")
     p.add_argument("--seed", type=int, default=0, help="random-search seed of the analogy (default 0)")
     p.add_argument("--warp-seed", type=int, default=0, help="seed of the elastic warp (default 0)")
@@ -620,19 +617,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> tuple[AnalogyConfig, list[str]]:
     """The preset with the overrides; also the notes on what was changed and why."""
-    cfg = get_preset(args.preset)
-    overrides: dict[str, Any] = {"pm_iters": args.pm_iters, "lbfgs_iters": args.lbfgs_iters, "deconv": args.deconv}
-    notes = [f"{k}={v} (override)" for k, v in overrides.items() if v is not None]
-    min_side = min(cfg.min_side, args.size)
-    if min_side != cfg.min_side:
-        notes.append(f"min_side={min_side} (lowered from {cfg.min_side} so the {args.size} px inputs are not upscaled)")
-    if args.size > cfg.max_side:
-        notes.append(f"inputs are larger than max_side={cfg.max_side}: the network works on a downscaled copy")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return dataclasses.replace(cfg, min_side=min_side, **overrides), notes
-    except ValueError as e:
-        raise CliError(f"invalid settings: {e}") from None
+    preset = get_preset(args.preset)
+    notes = [f"{k}={getattr(args, k)} (override)" for k in _OVERRIDES if getattr(args, k) is not None]
+    min_side = min(preset.min_side, args.size)
+    if min_side != preset.min_side:
+        notes.append(f"min_side={min_side} (lowered from {preset.min_side} so the {args.size} px inputs are not upscaled)")
+    if args.size > preset.max_side:
+        notes.append(f"inputs are larger than max_side={preset.max_side}: the network works on a downscaled copy")
+    return config_from_args(args, min_side=min_side), notes
 
 
 def _photos(args: argparse.Namespace) -> list[tuple[str, Tensor]]:

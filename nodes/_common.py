@@ -9,7 +9,6 @@ is all in ``analogy_core``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from ..analogy_core import LAYERS, VGG19, AnalogyConfig, AnalogyState, FlowField, get_preset
+from ..analogy_core import LAYERS, VGG19, AnalogyState, FlowField
 
 logger = logging.getLogger(__name__)
 
@@ -291,15 +290,6 @@ def compute(
 
 
 # ------------------------------------------------------------------------- settings
-def build_config(preset: str = "paper", **overrides: Any) -> AnalogyConfig:
-    """A preset with overrides; ``None`` keeps the preset's value.
-
-    Raises:
-        ValueError: unknown preset or invalid settings (the core's message).
-    """
-    return dataclasses.replace(get_preset(preset), **{k: v for k, v in overrides.items() if v is not None})
-
-
 def widget_error(node: type[io.ComfyNode], **values: Any) -> str | None:
     """Range/option check of widget values against ``node``'s schema.
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..analogy_core import PRESET_NOTES, PRESETS, run_analogy, total_work
+from ..analogy_core import DEFAULT_PRESET, PRESETS, describe_preset, resolve_config, run_analogy, total_work
 from ._common import (
     CATEGORY,
     NNF,
     Progress,
     VGGModel,
     analogy_inputs,
-    build_config,
     check_interrupt,
     compute,
     field_from_core,
@@ -21,8 +20,7 @@ from ._common import (
 )
 from .nnf import SEED_MAX
 
-DEFAULT_PRESET = "photo2style"
-_PRESET_HELP = "; ".join(f"{name}: {note}" for name, note in PRESET_NOTES.items())
+_PRESET_HELP = "; ".join(f"{name}: {describe_preset(name)}" for name in PRESETS)
 
 
 def _keep(value: float, sentinel: float) -> float | None:
@@ -123,7 +121,7 @@ class DeepImageAnalogy(io.ComfyNode):
 
     @classmethod
     def _config(cls, preset, pm_iters, lbfgs_iters, ratio, min_side, max_side, max_area):
-        return build_config(
+        return resolve_config(
             preset, pm_iters=_keep(pm_iters, -1), lbfgs_iters=_keep(lbfgs_iters, -1), ratio=_keep(ratio, 0.0),
             min_side=_keep(min_side, 0), max_side=_keep(max_side, 0), max_area=_keep(max_area, 0),
         )

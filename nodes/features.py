@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..analogy_core import AnalogyConfig, prepare
-from ._common import CATEGORY, STATE, VGGModel, analogy_inputs, build_config, compute, image_to_core, widget_error
+from ..analogy_core import AnalogyConfig, prepare, resolve_config
+from ._common import CATEGORY, STATE, VGGModel, analogy_inputs, compute, image_to_core, widget_error
 
 _DEFAULTS = AnalogyConfig()
 
@@ -74,7 +74,7 @@ class ExtractFeatures(io.ComfyNode):
         error = widget_error(cls, ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
         if error is None:
             try:
-                build_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
+                resolve_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
             except ValueError as e:
                 error = str(e)
         return error or True
@@ -84,7 +84,7 @@ class ExtractFeatures(io.ComfyNode):
         cls, vgg: VGGModel, image_a, image_bp, ratio: float, min_side: int, max_side: int, max_area: int
     ) -> io.NodeOutput:
         a, bp = image_to_core(image_a, "image_a"), image_to_core(image_bp, "image_bp")
-        cfg = build_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
+        cfg = resolve_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
         with compute(vgg):
             state = prepare(vgg.net, a, bp, cfg)
         return io.NodeOutput(state)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..analogy_core import LAYERS, PRESETS, AnalogyState, fuse_layer
+from ..analogy_core import DEFAULT_PRESET, LAYERS, AnalogyState, fuse_layer, get_preset
 from ._common import CATEGORY, STATE, compute
 
-_PHOTO2STYLE = PRESETS["photo2style"]
+_PHOTO2STYLE = get_preset(DEFAULT_PRESET)
 
 
 class FeatureFusion(io.ComfyNode):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..analogy_core import PRESETS, AnalogyState, reconstruct
+from ..analogy_core import DEFAULT_PRESET, AnalogyState, get_preset, reconstruct
 from ._common import CATEGORY, NNF, STATE, compute, field_from_core, image_from_core, odd_error, widget_error
 
 
@@ -23,7 +23,7 @@ class PatchVoteReconstruction(io.ComfyNode):
                 STATE.Input("state", tooltip="From NNF Search at relu1_1."),
                 io.Int.Input(
                     "patch_size",
-                    default=PRESETS["photo2style"].vote_patch,
+                    default=get_preset(DEFAULT_PRESET).vote_patch,
                     min=1,
                     max=15,
                     step=2,

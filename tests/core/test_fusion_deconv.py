@@ -93,11 +93,11 @@ def test_deconvolution_makes_progress_on_real_feature_magnitudes(vgg, device):
     stalls at its first line search. The optimisation must cut the error."""
     from pathlib import Path
 
-    from analogy_core import PRESETS, deconvolve_layer, patch_vote, prepare, search_layer
+    from analogy_core import deconvolve_layer, get_preset, patch_vote, prepare, search_layer
     from analogy_core.io import load_image
 
     demo = Path(__file__).resolve().parents[2] / "demo"
-    st = prepare(vgg, load_image(demo / "a.png").to(device), load_image(demo / "bp.png").to(device), PRESETS["paper"])
+    st = prepare(vgg, load_image(demo / "a.png").to(device), load_image(demo / "bp.png").to(device), get_preset("paper"))
     st = search_layer(st, "relu5_1", patch_size=3, iters=10, radius=None)
     target = patch_vote(st.feat_bp["relu5_1"], st.nnf_ab["relu5_1"], 3)
     net = vgg.subnet("relu4_1", "relu5_1")

@@ -47,7 +47,7 @@ def test_peak_memory_sources(monkeypatch):
 
 
 def test_cli_starts_without_the_unix_resource_module(tmp_path):
-    code = "import sys; sys.modules['resource'] = None; from analogy_core.__main__ import main; main(['--help'])"
+    code = "import sys; sys.modules['resource'] = None; from analogy_core.cli import main; main(['--help'])"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0 and "--preset" in r.stdout, r.stderr

@@ -11,11 +11,11 @@ import torch.nn.functional as F
 
 from analogy_core import (
     LAYERS,
-    PRESETS,
     deconvolve_layer,
     fuse_layer,
     prepare,
     reconstruct,
+    resolve_config,
     run_analogy,
     search_layer,
     total_work,
@@ -23,7 +23,7 @@ from analogy_core import (
 from analogy_core.io import load_image
 
 DEMO = Path(__file__).resolve().parents[2] / "demo"
-FAST = dataclasses.replace(PRESETS["paper"], min_side=32, max_side=128, pm_iters=4, lbfgs_iters=15)
+FAST = resolve_config("paper", min_side=32, max_side=128, pm_iters=4, lbfgs_iters=15)
 
 
 def _demo(device, size=(64, 96)):

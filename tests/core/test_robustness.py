@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -15,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from analogy_core import PRESETS, load_vgg19, run_analogy
-from analogy_core.__main__ import main
+from analogy_core import load_vgg19, resolve_config, run_analogy
+from analogy_core.cli import main
 from analogy_core.vgg import default_weights_path
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = dataclasses.replace(PRESETS["paper"], min_side=32, max_side=96, pm_iters=2, lbfgs_iters=3)
+TINY = resolve_config("paper", min_side=32, max_side=96, pm_iters=2, lbfgs_iters=3)
 FAST = ["--preset", "paper", "--min-side", "32", "--max-side", "96", "--pm-iters", "2", "--lbfgs-iters", "3", "--quiet"]
 
 
@@ -74,7 +73,7 @@ def test_unwritable_output_folder(tmp_path, capsys):
 
 
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch, capsys):
-    import analogy_core.__main__ as cli
+    import analogy_core.cli as cli
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")

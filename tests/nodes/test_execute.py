@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -57,7 +56,7 @@ def one_node(node_classes, vgg, images, comfy):
 
 
 def small_config(core):
-    return dataclasses.replace(core.PRESETS["photo2style"], pm_iters=2, lbfgs_iters=4, min_side=32)
+    return core.resolve_config("photo2style", pm_iters=2, lbfgs_iters=4, min_side=32)
 
 
 def step_by_step(nodes, vgg, a, bp, cfg, seed):

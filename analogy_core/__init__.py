@@ -37,17 +37,18 @@ from .pipeline import (
     search_layer,
     total_work,
 )
+from .progress import InterruptFn, ProgressFn, ProgressTracker
 from .refine import wls_apply, wls_filter, wls_refine, wls_weights
 from .vgg import CAFFE, TORCHVISION, VGG19, default_weights_path, load_vgg19
 from .vote import patch_vote, warp
 
 __all__ = [
     "CAFFE", "DEFAULT_PRESET", "LAYERS", "PRESETS", "SETTINGS", "TORCHVISION", "VGG19", "AnalogyConfig",
-    "AnalogyResult", "AnalogyState", "FlowField", "ImageFileError", "Preset", "clamp_nnf", "contact_sheet",
-    "deconvolve", "deconvolve_layer", "default_weights_path", "describe_preset", "feature_mask", "flow_to_colour",
-    "flow_to_nnf", "fuse", "fuse_layer", "get_preset", "identity_nnf", "limited_size", "load_image", "load_vgg19",
-    "luminance", "nnf_to_flow", "normalise_features", "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid",
-    "prepare", "preset_values", "reconstruct", "resolve_config", "resolve_device", "run_analogy", "same_settings",
-    "sample_bilinear", "save_image", "search_layer", "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply",
-    "wls_filter", "wls_refine", "wls_weights",
+    "AnalogyResult", "AnalogyState", "FlowField", "ImageFileError", "InterruptFn", "Preset", "ProgressFn",
+    "ProgressTracker", "clamp_nnf", "contact_sheet", "deconvolve", "deconvolve_layer", "default_weights_path",
+    "describe_preset", "feature_mask", "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset",
+    "identity_nnf", "limited_size", "load_image", "load_vgg19", "luminance", "nnf_to_flow", "normalise_features",
+    "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid", "prepare", "preset_values", "reconstruct",
+    "resolve_config", "resolve_device", "run_analogy", "same_settings", "sample_bilinear", "save_image", "search_layer",
+    "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply", "wls_filter", "wls_refine", "wls_weights",
 ]

@@ -18,12 +18,11 @@ guide A, so by linearity this is A + WLS(A' − A | A): one solve.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from ._check import check_finite, check_shape
 from .image import luminance
+from .progress import InterruptFn, ProgressFn, ProgressTracker
 
 _LOG_EPS = 1e-4  # keeps log-luminance finite on black pixels
 
@@ -106,8 +105,8 @@ def wls_filter(
     eps: float = 1e-4,
     tol: float = 1e-4,
     max_iters: int = 2000,
-    check_interrupt: Callable[[], None] | None = None,
-    progress: Callable[[int], None] | None = None,
+    check_interrupt: InterruptFn | None = None,
+    progress: ProgressFn | None = None,
 ) -> torch.Tensor:
     """Edge-preserving smoothing of ``image`` along the edges of ``guide`` (WLS filter).
 
@@ -123,8 +122,10 @@ def wls_filter(
         eps: ε of the weights.
         tol: relative residual at which the solve stops.
         max_iters: cap on conjugate-gradient iterations.
-        check_interrupt: called every iteration; raise from it to stop.
-        progress: called with 1 per iteration.
+        check_interrupt: called before every iteration; raise from it to stop.
+        progress: ``progress(done, total, stage)`` with ``total = max_iters``, one unit
+            per iteration (the rest at once when the solve converges earlier), stage
+            ``"wls"``.
 
     Returns:
         (N, C, H, W) filtered map, same dtype and device as ``image``.
@@ -150,7 +151,9 @@ def wls_filter(
     if lam < 0 or alpha <= 0 or eps <= 0:
         raise ValueError(f"need lam >= 0, alpha > 0 and eps > 0, got lam={lam}, alpha={alpha}, eps={eps}")
     b = image
+    tracker = ProgressTracker(progress, max_iters, "wls")
     if lam == 0:
+        tracker.finish()
         return image.clone()
     wx, wy = wls_weights(guide.to(image.dtype), lam=lam, alpha=alpha, eps=eps)
     inv_diag = 1.0 / _diagonal(wx, wy, image.shape)
@@ -173,8 +176,8 @@ def wls_filter(
         rz_new = _dot(r, z)
         p = z + (rz_new / rz.clamp_min(torch.finfo(b.dtype).tiny)) * p
         rz = rz_new
-        if progress is not None:
-            progress(1)
+        tracker.advance()
+    tracker.finish()
     return x
 
 
@@ -187,8 +190,8 @@ def wls_refine(
     eps: float = 1e-4,
     tol: float = 1e-4,
     max_iters: int = 2000,
-    check_interrupt: Callable[[], None] | None = None,
-    progress: Callable[[int], None] | None = None,
+    check_interrupt: InterruptFn | None = None,
+    progress: ProgressFn | None = None,
 ) -> torch.Tensor:
     """A'_refined = A + WLS(A' | A) − WLS(A | A), clamped to [0, 1].
 

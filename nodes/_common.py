@@ -198,25 +198,20 @@ def field_from_core(flow: torch.Tensor, target_hw: tuple[int, int]) -> FlowField
 
 # ------------------------------------------------------------------- running the core
 class Progress:
-    """Adapter from the core's progress callbacks to a ComfyUI ``ProgressBar``.
+    """The core's ``progress(done, total, stage)`` shown on the running node's progress bar.
 
-    Pass the object itself as ``progress(done, total, stage)`` (``run_analogy``) or its
-    ``step`` method as ``progress(n)`` (the step functions). Every update is also an
-    interrupt point in ComfyUI.
+    Pass an instance as ``progress=`` to any core function. The bar is created on the
+    first report, with the total the core computed (ComfyUI's bar has no stage label).
+    Every update is also an interrupt point in ComfyUI.
     """
 
-    def __init__(self, total: int) -> None:
-        self.total = max(int(total), 1)
-        self.done = 0
-        self.bar = comfy.utils.ProgressBar(self.total)
+    def __init__(self) -> None:
+        self.bar: comfy.utils.ProgressBar | None = None
 
     def __call__(self, done: int, total: int, stage: str) -> None:
-        self.done = done
+        if self.bar is None:
+            self.bar = comfy.utils.ProgressBar(max(int(total), 1))
         self.bar.update_absolute(done, total)
-
-    def step(self, n: int = 1) -> None:
-        self.done = min(self.done + n, self.total)
-        self.bar.update_absolute(self.done, self.total)
 
 
 check_interrupt = comfy.model_management.throw_exception_if_processing_interrupted

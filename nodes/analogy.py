@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..analogy_core import DEFAULT_PRESET, PRESETS, describe_preset, resolve_config, run_analogy, total_work
+from ..analogy_core import DEFAULT_PRESET, PRESETS, describe_preset, resolve_config, run_analogy
 from ._common import (
     CATEGORY,
     NNF,
@@ -147,7 +147,7 @@ class DeepImageAnalogy(io.ComfyNode):
     ) -> io.NodeOutput:
         a, bp = image_to_core(image_a, "image_a"), image_to_core(image_bp, "image_bp")
         cfg = cls._config(preset, pm_iters, lbfgs_iters, ratio, min_side, max_side, max_area)
-        progress = Progress(total_work(cfg))
+        progress = Progress()
         with compute(vgg):
             result = run_analogy(vgg.net, a, bp, cfg, seed=seed, progress=progress, check_interrupt=check_interrupt)
         state = result.state

@@ -75,10 +75,9 @@ class FeatureDeconvolution(io.ComfyNode):
     def execute(
         cls, vgg: VGGModel, state: AnalogyState, layer: str, iterations: int, mode: str, patch_size: int
     ) -> io.NodeOutput:
-        progress = Progress(2 * iterations)
         with compute(vgg):
             state = deconvolve_layer(
-                vgg.net, state, layer, patch_size=patch_size, iters=iterations, mode=mode,
-                progress=progress.step, check_interrupt=check_interrupt,
+                vgg.net, state, layer, patch_size=patch_size, lbfgs_iters=iterations, deconv=mode,
+                progress=Progress(), check_interrupt=check_interrupt,
             )
         return io.NodeOutput(state)

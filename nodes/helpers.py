@@ -167,8 +167,7 @@ class WLSRefine(io.ComfyNode):
     def execute(cls, a_prime, a, smoothness: float, alpha: float) -> io.NodeOutput:
         device = comfy.model_management.get_torch_device()
         ap_core, a_core = image_to_core(a_prime, "a_prime").to(device), image_to_core(a, "a").to(device)
-        progress = Progress(_WLS_MAX_ITERS)
         with compute(device=device):
             refined = wls_refine(ap_core, a_core, lam=smoothness, alpha=alpha, max_iters=_WLS_MAX_ITERS,
-                                 progress=progress.step, check_interrupt=check_interrupt)
+                                 progress=Progress(), check_interrupt=check_interrupt)
         return io.NodeOutput(image_from_core(refined))

@@ -99,10 +99,9 @@ class NNFSearch(io.ComfyNode):
     def execute(
         cls, state: AnalogyState, layer: str, patch_size: int, iterations: int, search_radius: int, seed: int
     ) -> io.NodeOutput:
-        progress = Progress(2 * iterations)
         with compute(state=state):
             state = search_layer(
-                state, layer, patch_size=patch_size, iters=iterations, radius=search_radius or None, seed=seed,
-                progress=progress.step, check_interrupt=check_interrupt,
+                state, layer, patch_size=patch_size, pm_iters=iterations, search_radius=search_radius or None,
+                seed=seed, progress=Progress(), check_interrupt=check_interrupt,
             )
         return io.NodeOutput(state)

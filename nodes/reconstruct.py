@@ -48,7 +48,7 @@ class PatchVoteReconstruction(io.ComfyNode):
     @classmethod
     def execute(cls, state: AnalogyState, patch_size: int) -> io.NodeOutput:
         with compute(state=state):
-            ap, b, flow_ab, flow_ba = reconstruct(state, patch_size=patch_size)
+            ap, b, flow_ab, flow_ba = reconstruct(state, vote_patch=patch_size)
         return io.NodeOutput(
             image_from_core(ap),
             image_from_core(b),

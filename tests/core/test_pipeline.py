@@ -94,10 +94,10 @@ def test_step_functions_compose_to_run_analogy(vgg, device):
     for i, layer in enumerate(LAYERS):
         if i:
             st = fuse_layer(st, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)
-        st = search_layer(st, layer, patch_size=cfg.patch_sizes[i], iters=cfg.pm_iters, radius=cfg.search_radii[i], seed=3)
+        st = search_layer(st, layer, patch_size=cfg.patch_sizes[i], pm_iters=cfg.pm_iters, search_radius=cfg.search_radii[i], seed=3)
         if i + 1 < len(LAYERS):
-            st = deconvolve_layer(vgg, st, layer, patch_size=cfg.patch_sizes[i], iters=cfg.lbfgs_iters, mode=cfg.deconv)
-    ap, b, fab, fba = reconstruct(st, patch_size=cfg.vote_patch)
+            st = deconvolve_layer(vgg, st, layer, patch_size=cfg.patch_sizes[i], lbfgs_iters=cfg.lbfgs_iters, deconv=cfg.deconv)
+    ap, b, fab, fba = reconstruct(st, vote_patch=cfg.vote_patch)
     assert torch.equal(ap, whole.ap) and torch.equal(b, whole.b) and torch.equal(fab, whole.flow_ab)
 
 
@@ -111,9 +111,9 @@ def test_steps_out_of_order_raise(vgg, device):
     a, bp = _demo(device, (48, 64))
     st = prepare(vgg, a, bp, FAST)
     with pytest.raises(ValueError, match="not computed yet"):
-        search_layer(st, "relu4_1", patch_size=3, iters=1, radius=6)
+        search_layer(st, "relu4_1", patch_size=3, pm_iters=1, search_radius=6)
     with pytest.raises(ValueError, match="not computed yet"):
-        deconvolve_layer(vgg, st, "relu5_1", patch_size=3, iters=1)
+        deconvolve_layer(vgg, st, "relu5_1", patch_size=3, lbfgs_iters=1)
 
 
 def test_interrupt_stops_the_run(vgg, device):

@@ -13,7 +13,7 @@ if importlib.util.find_spec("comfy_api") is not None:
     from comfy_api.latest import ComfyExtension, io
 
     from .nodes import NODES
-    from .nodes._common import register_vgg_folder
+    from .nodes._weights import register_vgg_folder
 
     register_vgg_folder()
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..analogy_core import DEFAULT_PRESET, AnalogyState, get_preset, reconstruct
-from ._common import CATEGORY, NNF, STATE, compute, field_from_core, image_from_core, odd_error, widget_error
+from ..analogy_core import AnalogyState, reconstruct
+from ._layout import field_from_core, image_from_core
+from ._run import compute
+from ._settings import DEFAULTS, PAPER, odd_error, widget_error
+from ._types import CATEGORY, STATE, analogy_outputs
 
 
 class PatchVoteReconstruction(io.ComfyNode):
@@ -23,22 +26,15 @@ class PatchVoteReconstruction(io.ComfyNode):
                 STATE.Input("state", tooltip="From NNF Search at relu1_1."),
                 io.Int.Input(
                     "patch_size",
-                    default=get_preset(DEFAULT_PRESET).vote_patch,
+                    default=DEFAULTS.vote_patch,
                     min=1,
                     max=15,
                     step=2,
-                    tooltip="Width of the voting patches in pixels (odd): 3 as in the authors' release (sharper), "
-                    "5 as in the paper (smoother).",
+                    tooltip=f"Width of the voting patches in pixels (odd): {DEFAULTS.vote_patch} as in the authors' "
+                    f"release (sharper), {PAPER.vote_patch} as in the paper (smoother).",
                 ),
             ],
-            outputs=[
-                io.Image.Output("a_prime", display_name="a_prime", tooltip="A': A's structure with B''s appearance, "
-                                "at A's size."),
-                io.Image.Output("b", display_name="b", tooltip="B: B''s structure with A's appearance, at B''s size."),
-                NNF.Output("nnf_ab", display_name="nnf_ab", tooltip="Field from A into B' (for Visualise NNF, Warp "
-                           "Image/Mask)."),
-                NNF.Output("nnf_ba", display_name="nnf_ba", tooltip="Field from B' into A."),
-            ],
+            outputs=analogy_outputs(),
         )
 
     @classmethod

@@ -36,8 +36,8 @@ def images():
 
 
 @pytest.fixture(scope="module")
-def vgg(node_classes, common):
-    (model,) = run(node_classes["DeepAnalogy_LoadVGG19"], weights=common.OFFLINE_WEIGHTS, device="auto",
+def vgg(node_classes, shared):
+    (model,) = run(node_classes["DeepAnalogy_LoadVGG19"], weights=shared.weights.OFFLINE_WEIGHTS, device="auto",
                    precision="fp32")
     return model
 
@@ -77,8 +77,8 @@ def step_by_step(nodes, vgg, a, bp, cfg, seed):
 
 
 # ---------------------------------------------------------------------------- loader
-def test_loader_offline_default_on_cpu(vgg, common):
-    assert isinstance(vgg, common.VGGModel)
+def test_loader_offline_default_on_cpu(vgg, shared):
+    assert isinstance(vgg, shared.types.VGGModel)
     assert vgg.device == torch.device("cpu")  # "auto" under --cpu
     assert vgg.precision == "fp32" and next(vgg.net.parameters()).dtype == torch.float32
     assert vgg.net.convention.name == "caffe"
@@ -108,27 +108,27 @@ def test_loader_errors_name_the_folder_and_the_fix(node_classes):
 
 
 # ------------------------------------------------------------------------- layouts
-def test_layout_converters(common):
+def test_layout_converters(shared):
     rgba = torch.rand(2, 5, 7, 4)
-    core_rgb = common.image_to_core(rgba)
+    core_rgb = shared.layout.image_to_core(rgba)
     assert core_rgb.shape == (2, 3, 5, 7) and torch.equal(core_rgb, rgba[..., :3].movedim(-1, 1))
-    grey = common.image_to_core(torch.rand(1, 5, 7, 1))
+    grey = shared.layout.image_to_core(torch.rand(1, 5, 7, 1))
     assert grey.shape == (1, 3, 5, 7) and torch.equal(grey[:, 0], grey[:, 2])
-    back = common.image_from_core(core_rgb)
+    back = shared.layout.image_from_core(core_rgb)
     assert back.shape == (2, 5, 7, 3) and back.dtype == torch.float32 and back.device == torch.device("cpu")
     assert torch.equal(back, rgba[..., :3])
     with pytest.raises(ValueError, match=r"image_a must be an IMAGE of shape \[B, H, W, 3\].*\(5, 7, 3\)"):
-        common.image_to_core(torch.rand(5, 7, 3), "image_a")
-    mask = common.mask_to_core(torch.rand(5, 7))
-    assert mask.shape == (1, 1, 5, 7) and common.mask_from_core(mask).shape == (1, 5, 7)
+        shared.layout.image_to_core(torch.rand(5, 7, 3), "image_a")
+    mask = shared.layout.mask_to_core(torch.rand(5, 7))
+    assert mask.shape == (1, 1, 5, 7) and shared.layout.mask_from_core(mask).shape == (1, 5, 7)
     with pytest.raises(ValueError, match="MASK"):
-        common.mask_to_core(torch.rand(1, 1, 5, 7))
+        shared.layout.mask_to_core(torch.rand(1, 1, 5, 7))
 
 
 # ------------------------------------------------------------------ the analogy
-def test_one_node_equals_the_core(one_node, vgg, images, core, common):
+def test_one_node_equals_the_core(one_node, vgg, images, core, shared):
     (ap, b, nnf_ab, nnf_ba), updates = one_node
-    a, bp = common.image_to_core(images[0]), common.image_to_core(images[1])
+    a, bp = shared.layout.image_to_core(images[0]), shared.layout.image_to_core(images[1])
     with torch.inference_mode():
         ref = core.run_analogy(vgg.net, a, bp, small_config(core), seed=SEED)
     for out in (ap, b):
@@ -230,10 +230,10 @@ def test_out_of_memory_is_reraised_with_advice(node_classes, vgg, images, comfy,
 
 
 @pytest.mark.slow  # bf16 convolutions are slow on CPUs without bf16 units (~40 s here)
-def test_bf16_runs_and_stays_close_to_fp32(node_classes, common, vgg, core):
+def test_bf16_runs_and_stays_close_to_fp32(node_classes, shared, vgg, core):
     """bf16 (autocast) at 48x32 px: finite, near fp32, and the step nodes still repeat the one-node run."""
     a, bp = comfy_image(DEMO / "a.png", (48, 32)), comfy_image(DEMO / "bp.png", (48, 32))
-    (model,) = run(node_classes["DeepAnalogy_LoadVGG19"], weights=common.OFFLINE_WEIGHTS, device="cpu",
+    (model,) = run(node_classes["DeepAnalogy_LoadVGG19"], weights=shared.weights.OFFLINE_WEIGHTS, device="cpu",
                    precision="bf16")
     node = node_classes["DeepAnalogy_DeepImageAnalogy"]
     ap16, _, nnf_ab, _ = run(node, vgg=model, image_a=a, image_bp=bp, **SMALL)
@@ -253,11 +253,11 @@ def test_visualise_nnf(node_classes, one_node):
         assert img.shape == (1, 48, 64, 3) and img.dtype == torch.float32 and 0 <= img.min() and img.max() <= 1
 
 
-def test_warp_image_and_mask(node_classes, one_node, images, core, common, caplog):
+def test_warp_image_and_mask(node_classes, one_node, images, core, shared, caplog):
     nnf_ab = one_node[0][2]
     bp = images[1]
     (warped,) = run(node_classes["DeepAnalogy_WarpImage"], image=bp, nnf=nnf_ab, interpolation="nearest")
-    ref = core.warp_by_field(common.image_to_core(bp), nnf_ab, mode="nearest")
+    ref = core.warp_by_field(shared.layout.image_to_core(bp), nnf_ab, mode="nearest")
     torch.testing.assert_close(warped, ref.movedim(1, -1), atol=0, rtol=0)
     big = torch.nn.functional.interpolate(bp.movedim(-1, 1), scale_factor=2.0).movedim(1, -1)
     with caplog.at_level("INFO"):

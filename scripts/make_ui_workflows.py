@@ -327,8 +327,7 @@ def load_object_info(url: str | None, path: str | None) -> dict:
     if url:
         with urllib.request.urlopen(url.rstrip("/") + "/object_info", timeout=60) as resp:
             return json.loads(resp.read())
-    sys.path.insert(0, str(REPO / "tests" / "comfyui"))
-    from _server import ComfyInstall, ComfyServer  # the test harness, standard library only
+    from comfy_harness import ComfyInstall, ComfyServer  # scripts/comfy_harness, standard library only
 
     install = ComfyInstall.default()
     missing = install.missing()

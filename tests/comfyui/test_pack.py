@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _server import PromptRejected
+from comfy_harness import PromptRejected
 from PIL import Image
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ Patch-Vote ``patch_size``           ``vote_patch``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,27 @@ def widget_error(node: type[io.ComfyNode], **values: Any) -> str | None:
         if low is not None and value < low or high is not None and value > high:
             return f"{spec.id} must lie in [{low}, {high}]; got {value}"
     return None
+
+
+def check_settings(node: type[io.ComfyNode], resolve: Callable[[], object], **values: Any) -> bool | str:
+    """A ``validate_inputs`` result for widgets that become core settings.
+
+    Args:
+        node: the node class (its schema gives the widgets' ranges and options).
+        resolve: builds the core settings from the widget values; its ``ValueError``
+            becomes the message (run only when every value is in range).
+        **values: the widget values to check (``None``: linked, skipped).
+
+    Returns:
+        ``True``, or the first problem as a message.
+    """
+    error = widget_error(node, **values)
+    if error is None:
+        try:
+            resolve()
+        except ValueError as e:
+            error = str(e)
+    return error or True
 
 
 def odd_error(name: str, value: int | None) -> str | None:

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 from ..analogy_core import DEFAULT_PRESET, PRESETS, describe_preset, run_analogy
 from ._layout import field_from_core, image_from_core, image_to_core
 from ._run import Progress, check_interrupt, compute
-from ._settings import OVERRIDES, config_from_widgets, widget_error
+from ._settings import OVERRIDES, check_settings, config_from_widgets
 from ._types import CATEGORY, VGGModel, analogy_inputs, analogy_outputs
 from .nnf import SEED_MAX
 
@@ -54,13 +54,9 @@ class DeepImageAnalogy(io.ComfyNode):
     ) -> bool | str:
         settings = dict(pm_iters=pm_iters, lbfgs_iters=lbfgs_iters, ratio=ratio, min_side=min_side,
                         max_side=max_side, max_area=max_area)
-        error = widget_error(cls, preset=preset, **settings)
-        if error is None and preset is not None:  # None: linked from another node, checked when it runs
-            try:
-                config_from_widgets(preset, **settings)
-            except ValueError as e:
-                error = str(e)
-        return error or True
+        # a preset of None is linked from another node: its settings are checked when it runs
+        return check_settings(cls, lambda: preset is None or config_from_widgets(preset, **settings), preset=preset,
+                              **settings)
 
     @classmethod
     def execute(

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 from ..analogy_core import prepare, resolve_config
 from ._layout import image_to_core
 from ._run import compute
-from ._settings import DEFAULTS, PAPER, widget_error
+from ._settings import DEFAULTS, PAPER, check_settings
 from ._types import CATEGORY, STATE, VGGModel, analogy_inputs
 
 
@@ -73,13 +73,8 @@ class ExtractFeatures(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, ratio: float, min_side: int, max_side: int, max_area: int) -> bool | str:
-        error = widget_error(cls, ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
-        if error is None:
-            try:
-                resolve_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
-            except ValueError as e:
-                error = str(e)
-        return error or True
+        sizes = dict(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
+        return check_settings(cls, lambda: resolve_config(**sizes), **sizes)
 
     @classmethod
     def execute(

@@ -28,19 +28,7 @@ logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "example_workflows" / "api"
 PACK_MODULE = "custom_nodes.deep_image_analogy"
-NODE_IDS = (
-    "DeepAnalogy_LoadVGG19",
-    "DeepAnalogy_DeepImageAnalogy",
-    "DeepAnalogy_ExtractFeatures",
-    "DeepAnalogy_NNFSearch",
-    "DeepAnalogy_FeatureDeconvolution",
-    "DeepAnalogy_FeatureFusion",
-    "DeepAnalogy_PatchVoteReconstruction",
-    "DeepAnalogy_VisualiseNNF",
-    "DeepAnalogy_WarpImage",
-    "DeepAnalogy_WarpMask",
-    "DeepAnalogy_WLSRefine",
-)
+NODE_IDS = tuple(json.loads((REPO / "tests" / "nodes" / "public_api.json").read_text()))
 SIZE = (96, 64)  # (W, H) of the test inputs
 SEED = 0
 PM_ITERS, LBFGS_ITERS, MIN_SIDE = 2, 5, 32

@@ -8,19 +8,8 @@ from pathlib import Path
 
 import pytest
 
-NODE_IDS = {
-    "DeepAnalogy_LoadVGG19",
-    "DeepAnalogy_DeepImageAnalogy",
-    "DeepAnalogy_ExtractFeatures",
-    "DeepAnalogy_NNFSearch",
-    "DeepAnalogy_FeatureDeconvolution",
-    "DeepAnalogy_FeatureFusion",
-    "DeepAnalogy_PatchVoteReconstruction",
-    "DeepAnalogy_VisualiseNNF",
-    "DeepAnalogy_WarpImage",
-    "DeepAnalogy_WarpMask",
-    "DeepAnalogy_WLSRefine",
-}
+PUBLIC_API = Path(__file__).with_name("public_api.json")
+NODE_IDS = set(json.loads(PUBLIC_API.read_text()))
 
 
 def test_entrypoint_lists_every_node(node_classes):
@@ -114,9 +103,6 @@ def test_linked_inputs_arrive_as_none_at_validation(node_classes):
     # ComfyUI passes None for inputs that come from links; validation must let them through.
     nnf = node_classes["DeepAnalogy_NNFSearch"]
     assert nnf.validate_inputs(layer=None, patch_size=None, search_radius=None) is True
-
-
-PUBLIC_API = Path(__file__).with_name("public_api.json")
 
 
 def _public_api(cls) -> dict:

@@ -39,6 +39,9 @@ class AnalogyConfig:
         kappa: sigmoid steepness of the fusion mask.
         tau: threshold on the min-max-normalised squared feature norm.
         vote_patch: patch width of the final pixel vote (paper 5, release 3).
+        pixel_refine: after relu1_1, refine both fields to sub-pixel precision on the
+            images themselves (``analogy_core.pixel``) and vote through the refined
+            fields. Not in the paper (off in ``paper``); on in every other preset.
         ratio: extra scale of the network input relative to the size-limited image.
         min_side: smallest allowed side of the size-limited image, px.
         max_side: largest allowed side of the size-limited image, px.
@@ -57,6 +60,7 @@ class AnalogyConfig:
     kappa: float = 300.0
     tau: float = 0.05
     vote_patch: int = 5
+    pixel_refine: bool = False
     ratio: float = 1.0
     min_side: int = 200
     max_side: int = 700
@@ -111,7 +115,8 @@ FAST_LBFGS_ITERS = 15
 
 _PAPER = AnalogyConfig()
 _RELEASE = dataclasses.replace(
-    _PAPER, mask="step", vote_patch=3, deconv="release", pm_iters=FAST_PM_ITERS, lbfgs_iters=FAST_LBFGS_ITERS
+    _PAPER, mask="step", vote_patch=3, deconv="release", pm_iters=FAST_PM_ITERS, lbfgs_iters=FAST_LBFGS_ITERS,
+    pixel_refine=True,
 )
 
 
@@ -216,12 +221,13 @@ def describe_config(cfg: AnalogyConfig) -> str:
 
     Example:
         >>> describe_config(get_preset("level1"))
-        'α 1.0/0.7/0.6/0.5/0.0, step mask, release deconvolution, 3×3 final vote, ratio 1.0, 4 PatchMatch and 15 L-BFGS iterations'
+        'α 1.0/0.7/0.6/0.5/0.0, step mask, release deconvolution, 3×3 final vote, pixel refinement, ratio 1.0, 4 PatchMatch and 15 L-BFGS iterations'
     """
     mask = f"sigmoid mask (κ {cfg.kappa:g}, τ {cfg.tau:g})" if cfg.mask == "sigmoid" else "step mask"
     return (
         f"α {'/'.join(_number(a) for a in cfg.alphas)}, {mask}, {cfg.deconv} deconvolution, "
-        f"{cfg.vote_patch}×{cfg.vote_patch} final vote, ratio {_number(cfg.ratio)}, "
+        f"{cfg.vote_patch}×{cfg.vote_patch} final vote{', pixel refinement' if cfg.pixel_refine else ''}, "
+        f"ratio {_number(cfg.ratio)}, "
         f"{cfg.pm_iters} PatchMatch and {cfg.lbfgs_iters} L-BFGS iterations"
     )
 

@@ -22,8 +22,10 @@ from ._check import check_finite, check_shape
 from .config import LAYERS, AnalogyConfig, DeconvMode, MaskMode
 from .deconv import deconvolve
 from .fusion import feature_mask, fuse
-from .nnf import nnf_to_flow, upsample_nnf
+from .image import pixel_grid
+from .nnf import _resample_coords, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import patchmatch
+from .pixel import REFINE_RADII, refine_pyramid, refine_work, resample_field
 from .progress import InterruptFn, ProgressFn, ProgressTracker
 from .vgg import VGG19, layer_above, layer_below
 from .vote import patch_vote
@@ -38,7 +40,9 @@ class AnalogyState:
     """Everything one analogy has computed so far; a new object after every step.
 
     Images are (N, 3, H, W) float RGB in 0..1; maps are dicts from layer name to
-    (N, C, h, w) features; fields are (N, h, w, 2) int64 absolute (x, y) targets.
+    (N, C, h, w) features; the layers' fields are (N, h, w, 2) int64 absolute (x, y)
+    targets; the pixel-refined fields are continuous (float32) targets at the images' own
+    sizes.
 
     Attributes:
         a: A at the caller's size.
@@ -53,6 +57,14 @@ class AnalogyState:
         nnf_ba: φ_b→a per layer searched so far.
         recon_bp: deconvolved R_B' per layer (on A's grid).
         recon_a: deconvolved R_A per layer (on B's grid).
+        moved: per searched layer (and ``"pixel"`` after the pixel refinement), the
+            fraction of pixels whose match left its start, ``(a→b, b→a)``: at relu5_1 the
+            start is the scaled identity, below it the upsampled field of the layer above,
+            and for ``"pixel"`` the relu1_1 field carried to the images' sizes (a move is
+            0.25 px or more there).
+        field_ab: φ_a→b refined at pixel level, (N, H_A, W_A, 2) float32 into B' at the
+            caller's sizes, or ``None`` before ``refine_pixels``.
+        field_ba: φ_b→a likewise, (N, H_B', W_B', 2) into A.
     """
 
     a: torch.Tensor
@@ -67,6 +79,9 @@ class AnalogyState:
     nnf_ba: Mapping[str, torch.Tensor] = field(default_factory=dict)
     recon_bp: Mapping[str, torch.Tensor] = field(default_factory=dict)
     recon_a: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    moved: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    field_ab: torch.Tensor | None = None
+    field_ba: torch.Tensor | None = None
 
     def size(self, side: str, layer: str) -> Size:
         """(H, W) of the ``"a"`` or ``"b"`` side at ``layer`` (or ``"input"``/``"original"``)."""
@@ -273,9 +288,21 @@ def search_layer(
 
     nnf_ab = search((fa, fap), (fb, fbp), init_ab, 0)
     nnf_ba = search((fbp, fb), (fap, fa), init_ba, 1)
+    moved = (_moved_fraction(nnf_ab, init_ab, state.size("b", layer)),
+             _moved_fraction(nnf_ba, init_ba, state.size("a", layer)))
     return dataclasses.replace(
-        state, nnf_ab={**state.nnf_ab, layer: nnf_ab}, nnf_ba={**state.nnf_ba, layer: nnf_ba}
+        state, nnf_ab={**state.nnf_ab, layer: nnf_ab}, nnf_ba={**state.nnf_ba, layer: nnf_ba},
+        moved={**state.moved, layer: moved},
     )
+
+
+def _moved_fraction(nnf: torch.Tensor, init: torch.Tensor | None, target_hw: Size) -> float:
+    """Fraction of pixels whose match differs from its start (the scaled identity when
+    ``init`` is ``None``, as in ``patchmatch``)."""
+    if init is None:
+        n, h, w, _ = nnf.shape
+        init = upsample_nnf(identity_nnf(n, h, w, nnf.device), (h, w), (h, w), target_hw)
+    return float((nnf != init).any(dim=-1).float().mean())
 
 
 def _map_at(state: AnalogyState, side: str, layer: str, vgg: VGG19) -> torch.Tensor:
@@ -384,14 +411,71 @@ def fuse_layer(
     )
 
 
+def _start_field(state: AnalogyState, side: str, layer: str) -> torch.Tensor:
+    """The field of ``side`` at ``layer`` as continuous coordinates on its own grid."""
+    other = "b" if side == "a" else "a"
+    nnf = _require(state.nnf_ab if side == "a" else state.nnf_ba, layer, f"φ at {layer}", "the NNF search")
+    hw = state.size(side, layer)
+    return _resample_coords(nnf, hw, state.size(other, layer), state.size(other, layer)).float()
+
+
+def refine_pixels(
+    state: AnalogyState,
+    *,
+    layer: str = LAYERS[-1],
+    progress: ProgressFn | None = None,
+    check_interrupt: InterruptFn | None = None,
+) -> AnalogyState:
+    """Refine both fields at pixel level, at the caller's image sizes (after step 5).
+
+    The fields at ``layer`` are refined on the images themselves to sub-pixel precision
+    (``analogy_core.pixel.refine_pyramid``): from the network's grid up to A's and B''s
+    own sizes, with a windowed luminance correlation that no appearance change can lock.
+    ``reconstruct`` then votes through the refined fields.
+
+    Args:
+        state: the state after the NNF search at ``layer``.
+        layer: the layer whose fields are refined (relu1_1).
+        progress: ``progress(done, total, stage)``, ``total = 2 · refine_work()``, stage
+            ``"pixel refinement"``.
+        check_interrupt: called before every scored offset.
+
+    Returns:
+        A new state with ``field_ab``, ``field_ba`` and ``moved["pixel"]``.
+
+    Raises:
+        ValueError: the fields at ``layer`` are missing.
+    """
+    per_direction = refine_work(REFINE_RADII)
+    tracker = ProgressTracker(progress, 2 * per_direction, "pixel refinement")
+    fields, moved = {}, {}
+    for side, source, target in (("a", state.a, state.bp), ("b", state.bp, state.a)):
+        other = "b" if side == "a" else "a"
+        start = _start_field(state, side, layer)
+        refined, _ = refine_pyramid(
+            source, target, start, state.size(other, layer), check_interrupt=check_interrupt,
+            progress=tracker.share(per_direction),
+        )
+        # how far each pixel moved from its start carried to the images' sizes unrefined
+        carried = resample_field(start, state.size(side, "original"), state.size(other, layer),
+                                 state.size(other, "original"))
+        fields[side] = refined
+        moved[side] = float(((refined - carried).norm(dim=-1) >= 0.25).float().mean())
+    tracker.finish()
+    return dataclasses.replace(
+        state, field_ab=fields["a"], field_ba=fields["b"], moved={**state.moved, "pixel": (moved["a"], moved["b"])}
+    )
+
+
 def reconstruct(
     state: AnalogyState, *, vote_patch: int = 5, layer: str = LAYERS[-1]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pixels of A' and B by patch voting through the finest fields (step 6).
 
-    The fields at ``layer`` are carried to the caller's original image sizes and B' (for
-    A') and A (for B) are voted through them there, with patches ``vote_patch`` pixels
-    wide.
+    With pixel-refined fields (``refine_pixels``) B' (for A') and A (for B) are voted
+    through them, sampling bilinearly; otherwise the fields at ``layer`` are carried to
+    the caller's original image sizes and the images voted through them there. Patches
+    are ``vote_patch`` pixels wide.
 
     Returns:
         ``(ap, b, flow_ab, flow_ba)``: images (N, 3, H, W) in 0..1 at A's and B''s sizes,
@@ -400,9 +484,15 @@ def reconstruct(
     Raises:
         ValueError: the fields at ``layer`` are missing.
     """
+    a_hw, b_hw = state.size("a", "original"), state.size("b", "original")
+    if state.field_ab is not None and state.field_ba is not None:
+        ap = patch_vote(state.bp, state.field_ab, vote_patch).clamp(0, 1)
+        b = patch_vote(state.a, state.field_ba, vote_patch).clamp(0, 1)
+        flow_ab = state.field_ab - pixel_grid(*a_hw, device=state.a.device)
+        flow_ba = state.field_ba - pixel_grid(*b_hw, device=state.a.device)
+        return ap, b, flow_ab, flow_ba
     nnf_ab = _require(state.nnf_ab, layer, "φ_a→b", "the NNF search")
     nnf_ba = _require(state.nnf_ba, layer, "φ_b→a", "the NNF search")
-    a_hw, b_hw = state.size("a", "original"), state.size("b", "original")
     a_l, b_l = state.size("a", layer), state.size("b", layer)
     ab = upsample_nnf(nnf_ab, a_hw, b_l, b_hw)
     ba = upsample_nnf(nnf_ba, b_hw, a_l, a_hw)
@@ -417,8 +507,9 @@ def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
     """Progress units of a full run (``run_analogy``'s ``total``).
 
     One unit per PatchMatch iteration, direction, layer and image pair, one per L-BFGS
-    iteration, direction and deconvolved layer, plus one for the features and one for the
-    vote.
+    iteration, direction and deconvolved layer, one per offset scored by the pixel
+    refinement in each direction (when ``cfg.pixel_refine``), plus one for the features
+    and one for the vote.
 
     Args:
         cfg: the settings.
@@ -428,7 +519,8 @@ def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
         >>> total_work(AnalogyConfig(pm_iters=1, lbfgs_iters=1))
         20
     """
-    return len(LAYERS) * 2 * cfg.pm_iters * batch + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + 2
+    pixel = 2 * refine_work(REFINE_RADII) if cfg.pixel_refine else 0
+    return len(LAYERS) * 2 * cfg.pm_iters * batch + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + pixel + 2
 
 
 class _Stages:
@@ -465,7 +557,8 @@ def run_analogy(
     check_interrupt: InterruptFn | None = None,
 ) -> AnalogyResult:
     """The whole analogy: features, then for relu5_1 … relu1_1 search, deconvolve, fuse,
-    and finally the pixel vote.
+    then (``cfg.pixel_refine``) the pixel-level refinement of both fields, and finally the
+    pixel vote.
 
     Args:
         vgg: loaded network (its device and dtype are used).
@@ -475,7 +568,7 @@ def run_analogy(
         seed: seed of the random search; the same seed gives the same fields.
         progress: ``progress(done, total, stage)`` in work units, ``total =
             total_work(cfg, N)``; stages ``"features"``, ``"nnf <layer>"``,
-            ``"deconv <layer>"``, ``"fusion <layer>"``, ``"vote"`` (see
+            ``"deconv <layer>"``, ``"fusion <layer>"``, ``"pixel refinement"``, ``"vote"`` (see
             ``analogy_core.progress``).
         check_interrupt: called before every PatchMatch propagation step and L-BFGS
             evaluation; raise from it to cancel.
@@ -510,6 +603,11 @@ def run_analogy(
                     lbfgs_history=cfg.lbfgs_history, deconv=cfg.deconv, progress=tracker.share(2 * cfg.lbfgs_iters),
                     check_interrupt=check_interrupt,
                 )
+    if cfg.pixel_refine:
+        with stages.stage("pixel refinement"):
+            state = refine_pixels(
+                state, progress=tracker.share(2 * refine_work(REFINE_RADII)), check_interrupt=check_interrupt
+            )
     with stages.stage("vote"):
         ap, b, flow_ab, flow_ba = reconstruct(state, vote_patch=cfg.vote_patch)
         tracker.advance(1)

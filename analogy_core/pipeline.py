@@ -296,6 +296,17 @@ def search_layer(
     )
 
 
+def moved_fractions(state: AnalogyState) -> dict[str, dict[str, float]]:
+    """The fraction of pixels each search moved from its start, per stage and direction.
+
+    Returns:
+        ``{stage: {"ab": fraction, "ba": fraction}}`` for every searched layer, from
+        relu5_1 down, and ``"pixel"`` after the pixel refinement (see
+        ``AnalogyState.moved``).
+    """
+    return {stage: {"ab": ab, "ba": ba} for stage, (ab, ba) in state.moved.items()}
+
+
 def _moved_fraction(nnf: torch.Tensor, init: torch.Tensor | None, target_hw: Size) -> float:
     """Fraction of pixels whose match differs from its start (the scaled identity when
     ``init`` is ``None``, as in ``patchmatch``)."""

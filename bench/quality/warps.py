@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -146,6 +147,19 @@ class ElasticWarp:
         return q.to(p.dtype)
 
 
+@dataclass(frozen=True)
+class Scene:
+    """A warp together with the size of the B' it produces.
+
+    Attributes:
+        warp: the backward warp T from B''s pixels into A's.
+        bp_hw: (H, W) of B' (and B).
+    """
+
+    warp: Warp
+    bp_hw: tuple[int, int]
+
+
 def standard_warps(size: int, seed: int = 0) -> list[Warp]:
     """The benchmark's three warps for a ``size``×``size`` A, scaled from their 224 px values.
 
@@ -158,4 +172,21 @@ def standard_warps(size: int, seed: int = 0) -> list[Warp]:
         ShiftWarp(round(9 * s), round(-6 * s)),
         AffineWarp.similarity(5.0, 1.06, (3 * s, -2 * s), c),
         ElasticWarp.random(size, 5 * s, seed),
+    ]
+
+
+def extra_scenes(size: int) -> list[Scene]:
+    """Harder geometry for a ``size``×``size`` A, scaled from the 224 px values.
+
+    overlap: B' is A moved by (+30 %, +5 %) of its side, so only about two thirds of A
+    appear in B' (the rest of B' shows picture beyond A); zoom: B' is 80 % × 95 % of A's
+    size and shows A turned by 3° and shrunk by 1/1.2, so the two images differ in size,
+    aspect and scale.
+    """
+    c_b = ((round(0.95 * size) - 1) / 2, (round(0.8 * size) - 1) / 2)
+    c_a = ((size - 1) / 2, (size - 1) / 2)
+    zoom = AffineWarp.similarity(3.0, 1.2, (c_a[0] - c_b[0], c_a[1] - c_b[1]), c_b)
+    return [
+        Scene(ShiftWarp(round(0.3 * size), round(0.05 * size), name="overlap"), (size, size)),
+        Scene(dataclasses.replace(zoom, name="zoom"), (round(0.8 * size), round(0.95 * size))),
     ]

@@ -98,16 +98,34 @@ def test_affine_matches_rotation_and_scale() -> None:
 
 
 def test_cases_fit_inside_the_margin_and_are_named() -> None:
-    cases = build_cases([("pic", _photo(90, 120))], 64)
+    cases = build_cases([("pic", _photo(90, 120))], 64, extra=False)
     assert len(cases) == 9
-    assert {c.name for c in cases} >= {"pic/shift+mix_gamma", "pic/affine+posterise", "pic/elastic+hue120"}
-    assert [c.name for c in build_cases([("pic", _photo(90, 120))], 64, select=["elastic+post"])] == [
-        "pic/elastic+posterise"
+    assert {c.name for c in cases} >= {"pic/shift+mix_gamma@64", "pic/affine+posterise@64", "pic/elastic+hue120@64"}
+    assert [c.name for c in build_cases([("pic", _photo(90, 120))], 64, select=["elastic+post"], extra=False)] == [
+        "pic/elastic+posterise@64"
     ]
     for c in cases:
         assert c.a.shape == c.bp.shape == (1, 3, 64, 64)
         assert 0 < int(c.scored_ab.sum()) < int(c.visible_ab.sum())
         assert c.bp.min() >= 0 and c.bp.max() <= 1
+
+
+def test_overlap_and_zoom_scenes_have_known_coverage_and_sizes() -> None:
+    """overlap: B' shows A moved by 30 % of its side, so about 70 % of A is covered; zoom:
+    B' has another size and shows A shrunk; the true flows invert each other on the
+    covered region."""
+    cases = {c.name: c for c in build_cases([("pic", _photo(150, 200))], 64, select=["overlap+mix", "zoom+mix"])}
+    overlap, zoom = cases["pic/overlap+mix_gamma@64"], cases["pic/zoom+mix_gamma@64"]
+    assert 0.6 < float(overlap.visible_ab.float().mean()) < 0.75
+    assert overlap.bp.shape == (1, 3, 64, 64)
+    assert zoom.bp.shape == (1, 3, 51, 61) and zoom.b_true.shape == zoom.bp.shape
+    assert zoom.flow_ba.shape == (51, 61, 2) and zoom.visible_ba.shape == (51, 61)
+    q = pixel_grid(51, 61, dtype=torch.float64)
+    p = q + zoom.flow_ba  # where B' pixels lie in A
+    back = sample_bilinear(zoom.flow_ab.permute(2, 0, 1)[None], p[None])[0].permute(1, 2, 0)
+    inner = zoom.visible_ba.clone()
+    inner[:3], inner[-3:], inner[:, :3], inner[:, -3:] = False, False, False, False
+    assert torch.allclose((p + back)[inner], q[inner], atol=1e-6)
 
 
 def test_texture_mask_and_inside() -> None:

@@ -42,6 +42,9 @@ class AnalogyConfig:
         pixel_refine: after relu1_1, refine both fields to sub-pixel precision on the
             images themselves (``analogy_core.pixel``) and vote through the refined
             fields. Not in the paper (off in ``paper``); on in every other preset.
+        wls_refine: after the vote, keep A's structure and take A''s colours:
+            A' = A + WLS(A' − A | A), and B = B' + WLS(B − B' | B') (``refine.wls_refine``;
+            the authors' release ends its photo mode so). On in ``photo2photo``.
         ratio: extra scale of the network input relative to the size-limited image.
         min_side: smallest allowed side of the size-limited image, px.
         max_side: largest allowed side of the size-limited image, px.
@@ -61,6 +64,7 @@ class AnalogyConfig:
     tau: float = 0.05
     vote_patch: int = 5
     pixel_refine: bool = False
+    wls_refine: bool = False
     ratio: float = 1.0
     min_side: int = 200
     max_side: int = 700
@@ -144,7 +148,9 @@ PRESETS: dict[str, Preset] = {
         dataclasses.replace(_RELEASE, alphas=_LEVELS[3], ratio=0.5), "portrait photo A, painting B'"
     ),
     "style2photo": Preset(dataclasses.replace(_RELEASE, alphas=_LEVELS[2], ratio=0.5), "painting A, photo B'"),
-    "photo2photo": Preset(dataclasses.replace(_RELEASE, alphas=_LEVELS[3], ratio=1.0), "two photos"),
+    "photo2photo": Preset(
+        dataclasses.replace(_RELEASE, alphas=_LEVELS[3], ratio=1.0, wls_refine=True), "two photos"
+    ),
 }
 """Named presets; their names are public API (saved in workflows and scripts)."""
 
@@ -206,7 +212,7 @@ def same_settings(name: str) -> list[str]:
 
     Example:
         >>> same_settings("photo2style")
-        ['level3', 'photo2photo']
+        ['level3']
     """
     cfg = get_preset(name)
     return [other for other, p in PRESETS.items() if other != name and p.config == cfg]
@@ -226,7 +232,8 @@ def describe_config(cfg: AnalogyConfig) -> str:
     mask = f"sigmoid mask (κ {cfg.kappa:g}, τ {cfg.tau:g})" if cfg.mask == "sigmoid" else "step mask"
     return (
         f"α {'/'.join(_number(a) for a in cfg.alphas)}, {mask}, {cfg.deconv} deconvolution, "
-        f"{cfg.vote_patch}×{cfg.vote_patch} final vote{', pixel refinement' if cfg.pixel_refine else ''}, "
+        f"{cfg.vote_patch}×{cfg.vote_patch} final vote{', pixel refinement' if cfg.pixel_refine else ''}"
+        f"{', WLS photo refinement' if cfg.wls_refine else ''}, "
         f"ratio {_number(cfg.ratio)}, "
         f"{cfg.pm_iters} PatchMatch and {cfg.lbfgs_iters} L-BFGS iterations"
     )
@@ -239,9 +246,9 @@ def describe_preset(name: str) -> str:
         ValueError: unknown name.
 
     Example:
-        >>> describe_preset("photo2photo").split(": ")[0]
-        'two photos'
-        >>> describe_preset("photo2photo").endswith("(same settings as level3, photo2style)")
+        >>> describe_preset("photo2style").split(": ")[0]
+        "photo A, painting B'"
+        >>> describe_preset("photo2style").endswith("(same settings as level3)")
         True
     """
     cfg = get_preset(name)

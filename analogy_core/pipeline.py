@@ -27,6 +27,7 @@ from .nnf import _resample_coords, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import patchmatch
 from .pixel import REFINE_RADII, refine_pyramid, refine_work, resample_field
 from .progress import InterruptFn, ProgressFn, ProgressTracker
+from .refine import wls_refine
 from .vgg import VGG19, layer_above, layer_below
 from .vote import patch_vote
 
@@ -514,13 +515,51 @@ def reconstruct(
     return ap, b, flow_ab, flow_ba
 
 
+WLS_UNITS = 50
+"""Progress units of one WLS refinement in ``total_work`` (its solver converges in 10–50
+iterations; the bar advances by the fraction of ``max_iters`` done, the rest at the end)."""
+
+
+def finish_photo(
+    state: AnalogyState,
+    ap: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    progress: ProgressFn | None = None,
+    check_interrupt: InterruptFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' photo mode after the vote: A's structure with A''s colours.
+
+    A' = A + WLS(A' − A | A) and B = B' + WLS(B − B' | B'): the edge-aware smoothed colour
+    change is added to the structure image, so none of the other image's patch structure
+    survives (``refine.wls_refine``).
+
+    Args:
+        state: the state the vote came from (for A and B').
+        ap: (N, 3, H_A, W_A) voted A'.
+        b: (N, 3, H_B', W_B') voted B.
+        progress: ``progress(done, total, stage)``, ``2 · WLS_UNITS`` units, stage
+            ``"wls refinement"``.
+        check_interrupt: called before every solver iteration.
+
+    Returns:
+        ``(ap, b)`` refined, in 0..1.
+    """
+    tracker = ProgressTracker(progress, 2 * WLS_UNITS, "wls refinement")
+    ap = wls_refine(ap, state.a, check_interrupt=check_interrupt, progress=tracker.share(WLS_UNITS))
+    b = wls_refine(b, state.bp, check_interrupt=check_interrupt, progress=tracker.share(WLS_UNITS))
+    tracker.finish()
+    return ap, b
+
+
 def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
     """Progress units of a full run (``run_analogy``'s ``total``).
 
     One unit per PatchMatch iteration, direction, layer and image pair, one per L-BFGS
     iteration, direction and deconvolved layer, one per offset scored by the pixel
-    refinement in each direction (when ``cfg.pixel_refine``), plus one for the features
-    and one for the vote.
+    refinement in each direction (when ``cfg.pixel_refine``), ``WLS_UNITS`` for each WLS
+    refinement of A' and B (when ``cfg.wls_refine``), plus one for the features and one
+    for the vote.
 
     Args:
         cfg: the settings.
@@ -531,7 +570,8 @@ def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
         20
     """
     pixel = 2 * refine_work(REFINE_RADII) if cfg.pixel_refine else 0
-    return len(LAYERS) * 2 * cfg.pm_iters * batch + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + pixel + 2
+    wls = 2 * WLS_UNITS if cfg.wls_refine else 0
+    return len(LAYERS) * 2 * cfg.pm_iters * batch + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + pixel + wls + 2
 
 
 class _Stages:
@@ -568,8 +608,8 @@ def run_analogy(
     check_interrupt: InterruptFn | None = None,
 ) -> AnalogyResult:
     """The whole analogy: features, then for relu5_1 … relu1_1 search, deconvolve, fuse,
-    then (``cfg.pixel_refine``) the pixel-level refinement of both fields, and finally the
-    pixel vote.
+    then (``cfg.pixel_refine``) the pixel-level refinement of both fields, the pixel vote,
+    and (``cfg.wls_refine``) the photo mode's WLS refinement.
 
     Args:
         vgg: loaded network (its device and dtype are used).
@@ -579,7 +619,8 @@ def run_analogy(
         seed: seed of the random search; the same seed gives the same fields.
         progress: ``progress(done, total, stage)`` in work units, ``total =
             total_work(cfg, N)``; stages ``"features"``, ``"nnf <layer>"``,
-            ``"deconv <layer>"``, ``"fusion <layer>"``, ``"pixel refinement"``, ``"vote"`` (see
+            ``"deconv <layer>"``, ``"fusion <layer>"``, ``"pixel refinement"``, ``"vote"``,
+            ``"wls refinement"`` (see
             ``analogy_core.progress``).
         check_interrupt: called before every PatchMatch propagation step and L-BFGS
             evaluation; raise from it to cancel.
@@ -622,4 +663,7 @@ def run_analogy(
     with stages.stage("vote"):
         ap, b, flow_ab, flow_ba = reconstruct(state, vote_patch=cfg.vote_patch)
         tracker.advance(1)
+    if cfg.wls_refine:
+        with stages.stage("wls refinement"):
+            ap, b = finish_photo(state, ap, b, progress=tracker.share(2 * WLS_UNITS), check_interrupt=check_interrupt)
     return AnalogyResult(ap=ap, b=b, flow_ab=flow_ab, flow_ba=flow_ba, state=state, timings=stages.timings)

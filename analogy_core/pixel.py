@@ -286,8 +286,9 @@ def refine_field(
 def resample_field(field: torch.Tensor, source_hw: Size, target_hw_old: Size, target_hw_new: Size) -> torch.Tensor:
     """Carry a continuous field to other source and target grid sizes.
 
-    The field's coordinates are interpolated bilinearly at the new source pixels' centres
-    and scaled to the new target grid (pixel centres aligned).
+    The displacement (target minus source position) is interpolated bilinearly at the new
+    source pixels' centres, so a constant displacement stays exact up to the borders; the
+    positions are then scaled to the new target grid (pixel centres aligned).
 
     Args:
         field: (N, h, w, 2) continuous coordinates into a ``target_hw_old`` grid.
@@ -299,20 +300,27 @@ def resample_field(field: torch.Tensor, source_hw: Size, target_hw_old: Size, ta
         (N, H, W, 2) float32 coordinates inside ``target_hw_new``.
 
     Example:
-        >>> f = pixel_grid(2, 2).unsqueeze(0)
-        >>> torch.allclose(resample_field(f, (4, 4), (2, 2), (4, 4)), pixel_grid(4, 4).unsqueeze(0))
-        True
+        >>> f = pixel_grid(2, 2).unsqueeze(0) + 0.5  # half a pixel right and down
+        >>> out = resample_field(f, (4, 4), (2, 2), (4, 4))  # one pixel at twice the size
+        >>> torch.allclose(out[0, :3, :3], pixel_grid(3, 3) + 1.0), out[0, 3, 3].tolist()
+        (True, [3.0, 3.0])
     """
     check_shape(field, "N H W 2", "field")
-    coords = field.float()
-    if tuple(coords.shape[1:3]) != tuple(source_hw):
-        coords = F.interpolate(coords.permute(0, 3, 1, 2), size=source_hw, mode="bilinear", align_corners=False)
-        coords = coords.permute(0, 2, 3, 1)
-    scale = torch.tensor(
-        (target_hw_new[1] / target_hw_old[1], target_hw_new[0] / target_hw_old[0]),
-        device=coords.device, dtype=coords.dtype,
+    n, h, w, _ = field.shape
+    old_grid = pixel_grid(h, w, device=field.device)
+    disp = (field.float() - old_grid).permute(0, 3, 1, 2)
+    if (h, w) != tuple(source_hw):
+        disp = F.interpolate(disp, size=source_hw, mode="bilinear", align_corners=False)
+    # a new source pixel p' sits at (p' + 0.5)·(old/new) − 0.5 on the old source grid;
+    # its old target is there plus the displacement, which scales to the new target grid
+    dev = field.device
+    source_scale = torch.tensor((w / source_hw[1], h / source_hw[0]), device=dev)
+    target_scale = torch.tensor(
+        (target_hw_new[1] / target_hw_old[1], target_hw_new[0] / target_hw_old[0]), device=dev
     )
-    return clamp_field((coords + 0.5) * scale - 0.5, target_hw_new)
+    position = (pixel_grid(*source_hw, device=dev) + 0.5) * source_scale - 0.5
+    coords = (position + disp.permute(0, 2, 3, 1) + 0.5) * target_scale - 0.5
+    return clamp_field(coords, target_hw_new)
 
 
 def pyramid_sizes(start: Size, final: Size) -> list[Size]:

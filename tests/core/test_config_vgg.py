@@ -43,7 +43,7 @@ def test_presets_hold_the_authors_values():
 
 def test_one_default_preset_and_identical_presets_say_so():
     assert DEFAULT_PRESET == "photo2style" and DEFAULT_PRESET in PRESETS
-    assert same_settings("level3") == ["photo2style", "photo2photo"]
+    assert same_settings("level3") == ["photo2style"]
     assert same_settings("paper") == [] and "same settings" not in describe_preset("paper")
     for name in PRESETS:
         for twin in same_settings(name):

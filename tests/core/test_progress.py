@@ -82,7 +82,8 @@ def test_full_run_reports_every_unit_once_with_checks_in_between(vgg, device):
     expected = ["features"]
     for i, layer in enumerate(LAYERS):
         expected += ([f"fusion {layer}"] if i else []) + [f"nnf {layer}"] + ([f"deconv {layer}"] if i < 4 else [])
-    assert stages == expected + ["vote"]
+    assert TINY.pixel_refine
+    assert stages == expected + ["pixel refinement", "vote"]
     # cancellation latency in work units: at most one unit between two interrupt checks
     done, since_check, most = 0, 0, 0
     for event in rec.events:

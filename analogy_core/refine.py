@@ -22,9 +22,10 @@ interpolation between levels is the elimination itself, x_fine = Σ w·x_coarse 
 it follows the actual weights and never averages across an edge: guides with sharp
 steps (couplings ~10⁴ beside ~1) take a handful of iterations. One damped-Jacobi sweep
 before and after each coarse correction, with the exact (undropped) operator of its
-level, removes what the dropping got wrong. Guides with many thin (1–3 px) strongly
-coupled structures, which no coarse grid of every other node can represent, take more
-iterations. The plain Jacobi-preconditioned CG is kept as ``solver="cg-jacobi"``.
+level, removes what the dropping got wrong. Thin strongly coupled structures that no
+coarse grid of every other node holds (1–3 px lines of equal pixels) are what costs
+iterations; the finest level corrects on two interleaved coarse grids to catch the
+thinnest. The plain Jacobi-preconditioned CG is kept as ``solver="cg-jacobi"``.
 
 The follow-up refinement of Deep Image Analogy keeps A's fine detail and takes A''s
 smoothed colours: A'_refined = A + WLS(A' | A) − WLS(A | A). Both filters share the
@@ -53,6 +54,7 @@ _SOLVERS: tuple[str, ...] = ("multigrid", "cg-jacobi")
 _COARSEST = 256  # levels with at most this many nodes are solved directly
 _OMEGA = 0.8  # damping of the Jacobi smoother
 _GAMMA = 0.5  # share of a dropped connection moved onto its neighbouring paths
+_TWIN_LEVELS = 1  # levels that also correct on the O grid (see ``_vcycle_black``)
 
 
 def wls_weights(
@@ -133,52 +135,68 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # (each moved onto the two O–E–O paths beside it) makes the O nodes independent, so they
 # are eliminated exactly in turn and the E nodes form the next, half-size grid level,
 # whose diagonal E–E couplings are dropped and moved onto the E–E–E paths the same way.
+# The finest black level also corrects on the O nodes (E–E couplings dropped, E
+# eliminated) and averages both corrections: a thin strongly coupled structure (a 1-px
+# line of equal pixels, common in the quantised dark areas of 8-bit photos) on odd rows
+# or columns has no E node, so only the O grid can represent it.
 # Vectors on a black level are stacked as (N, C, 2, he, we): [:, :, 0] holds E and
 # [:, :, 1] holds O, padded with one decoupled row and column.
 
 
 @dataclass(frozen=True)
-class _GridLevel:
-    """A (sparsified) 5-point level; only the exact elimination of its red nodes is used."""
+class _DenseLeaf:
+    """The coarsest level of a branch, solved directly."""
 
-    size: tuple[int, int]  # (h, w) before padding to odd
-    wx: torch.Tensor  # (Nw, 1, h', w' − 1) couplings to the right neighbour
-    wy: torch.Tensor  # (Nw, 1, h' − 1, w') couplings to the neighbour below
-    k_red: torch.Tensor  # (Nw, 1, h', w') 1 / diagonal on red nodes, 0 on black ones
+    chol: torch.Tensor  # (Nw, n, n) Cholesky factor of the level's exact matrix, n = h·w
 
 
 @dataclass(frozen=True)
-class _BlackLevel:
-    """Schur complement on the black nodes of a grid level, and the interpolation to E.
+class _Branch:
+    """One coarse correction of a black level.
 
-    ``nw, ne, sw, se`` couple O(p, q) to E(p, q), E(p, q + 1), E(p + 1, q) and
-    E(p + 1, q + 1), with shapes (he, we), (he, we − 1), (he − 1, we) and (he − 1, we − 1).
-    ``q_*`` (same shapes) interpolate O from E after the O–O couplings are dropped.
+    ``e_coarse``: the E nodes form the coarse grid and O is interpolated from them; else
+    the reverse. ``w_nw, w_ne, w_sw, w_se``, (Nw, 1, he − 1, we − 1), are the
+    interpolation weights between O(p, q) and E(p, q), E(p, q + 1), E(p + 1, q) and
+    E(p + 1, q + 1), in whichever direction the branch interpolates.
     """
 
-    mass: torch.Tensor  # (Nw, 1, 2, he, we) diagonal minus the couplings
-    diag: torch.Tensor  # (Nw, 1, 2, he, we)
-    inv_diag: torch.Tensor  # (Nw, 1, 2, he, we)
+    e_coarse: bool
+    w_nw: torch.Tensor
+    w_ne: torch.Tensor
+    w_sw: torch.Tensor
+    w_se: torch.Tensor
+    grid: _GridNode | _DenseLeaf
+
+
+@dataclass(frozen=True)
+class _BlackNode:
+    """Exact Schur complement on the black nodes of a grid level, and its coarse corrections.
+
+    ``nw, ne, sw, se``, (Nw, 1, he − 1, we − 1), couple O(p, q) to E(p, q), E(p, q + 1),
+    E(p + 1, q) and E(p + 1, q + 1). Stacked arrays are (Nw, 1, 2, he, we), E first.
+    """
+
+    mass: torch.Tensor  # stacked: the diagonal minus the couplings
+    diag: torch.Tensor  # stacked
+    inv_diag: torch.Tensor  # stacked
     axis_x: torch.Tensor  # (Nw, 1, 2, he, we − 1) E–E and O–O couplings two apart along x
     axis_y: torch.Tensor  # (Nw, 1, 2, he − 1, we) the same along y
     nw: torch.Tensor
     ne: torch.Tensor
     sw: torch.Tensor
     se: torch.Tensor
-    q_nw: torch.Tensor
-    q_ne: torch.Tensor
-    q_sw: torch.Tensor
-    q_se: torch.Tensor
+    branches: tuple[_Branch, ...]
 
 
 @dataclass(frozen=True)
-class _Hierarchy:
-    """Grid levels 0..L−1, black levels 0..L−1 and the coarsest grid's Cholesky factor."""
+class _GridNode:
+    """A 5-point level padded to odd size; its red nodes are eliminated exactly."""
 
-    grids: list[_GridLevel]
-    blacks: list[_BlackLevel]
-    coarse_chol: torch.Tensor  # (Nw, n, n) with n = hc · wc
-    coarse_size: tuple[int, int]
+    size: tuple[int, int]  # (h, w) before padding
+    wx: torch.Tensor  # (Nw, 1, h', w' − 1) couplings to the right neighbour
+    wy: torch.Tensor  # (Nw, 1, h' − 1, w') couplings to the neighbour below
+    k_red: torch.Tensor  # (Nw, 1, h', w') 1 / diagonal on red nodes, 0 on black ones
+    black: _BlackNode
 
 
 def _shift(t: torch.Tensor, di: int, dj: int) -> torch.Tensor:
@@ -189,9 +207,14 @@ def _shift(t: torch.Tensor, di: int, dj: int) -> torch.Tensor:
     return p[..., i0 : i0 + h, j0 : j0 + w]
 
 
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den``, 0 where ``den`` is 0."""
+    return torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), torch.zeros_like(num))
+
+
 def _series(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Conductance of two couplings in series, a·b / (a + b) (0 where both are 0)."""
-    return a * b / (a + b).clamp_min(torch.finfo(a.dtype).tiny)
+    return _ratio(a * b, a + b)
 
 
 def _pad_odd(
@@ -219,102 +242,111 @@ def _parity_masks(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, tor
     return red.to(like.dtype), even.to(like.dtype), odd.to(like.dtype)
 
 
-def _black_couplings(
-    dse: torch.Tensor, dsw: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """E–O couplings (nw, ne, sw, se) of a black level from full-size diagonal couplings.
+def _eliminate_red(
+    m: torch.Tensor, wx: torch.Tensor, wy: torch.Tensor, k_red: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Schur complement of the red nodes of an odd-sized 5-point level, on the black pixels.
 
-    ``dse[i, j]`` couples pixel (i, j) to (i + 1, j + 1) and ``dsw[i, j]`` couples it to
-    (i + 1, j − 1); O(p, q) sits at (2p + 1, 2q + 1) and E(p, q) at (2p, 2q).
+    Returns full-size (Nw, 1, h, w) arrays, valid on black pixels: the mass, and the
+    couplings of (i, j) to (i + 1, j + 1) (``dse``), to (i + 1, j − 1) (``dsw``), to
+    (i, j + 2) (``x2``) and to (i + 2, j) (``y2``).
     """
-    nw = F.pad(dse[..., 0:-1:2, 0:-1:2], (0, 1, 0, 1))
-    ne = F.pad(dsw[..., 0:-1:2, 2::2], (0, 0, 0, 1))
-    sw = F.pad(dsw[..., 1::2, 1::2], (0, 1, 0, 0))
-    se = dse[..., 1::2, 1::2]
-    return nw, ne, sw, se
-
-
-def _coarsen(
-    m: torch.Tensor, wx: torch.Tensor, wy: torch.Tensor, k_red: torch.Tensor, red_odd_even: tuple[torch.Tensor, ...]
-) -> tuple[_BlackLevel, tuple[torch.Tensor, ...]]:
-    """Eliminate the red nodes of an odd-sized 5-point level, then its O nodes.
-
-    Returns the black level and the next grid level as ``(m, wx, wy, wx_exact, wy_exact,
-    dd, da)``: mass (he, we), the sparsified 5-point couplings, and the exact 9-point ones
-    before the diagonal couplings ``dd`` ((p, q)–(p + 1, q + 1)) and ``da``
-    ((p, q + 1)–(p + 1, q)) were dropped.
-    """
-    _, even, odd = red_odd_even
     wl, wr = F.pad(wx, (1, 0)), F.pad(wx, (0, 1))  # coupling to the left / right neighbour
     wu, wd = F.pad(wy, (0, 0, 1, 0)), F.pad(wy, (0, 0, 0, 1))  # to the neighbour above / below
-    # Schur complement of the red nodes, as couplings between the black pixels around them
     dse = _shift(wu * wr * k_red, 1, 0) + _shift(wl * wd * k_red, 0, 1)
     dsw = _shift(wu * wl * k_red, 1, 0) + _shift(wr * wd * k_red, 0, -1)
-    x2 = _shift(wl * wr * k_red, 0, 1)  # (i, j)–(i, j + 2)
-    y2 = _shift(wu * wd * k_red, 1, 0)  # (i, j)–(i + 2, j)
+    x2 = _shift(wl * wr * k_red, 0, 1)
+    y2 = _shift(wu * wd * k_red, 1, 0)
     mk = m * k_red
     mass = m + wr * _shift(mk, 0, 1) + wl * _shift(mk, 0, -1) + wd * _shift(mk, 1, 0) + wu * _shift(mk, -1, 0)
+    return mass, dse, dsw, x2, y2
 
-    he, we = (m.shape[-2] + 1) // 2, (m.shape[-1] + 1) // 2
-    nw, ne, sw, se = _black_couplings(dse, dsw)
+
+def _black_operator(
+    mass: torch.Tensor, dse: torch.Tensor, dsw: torch.Tensor, x2: torch.Tensor, y2: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The black level's exact operator, in the E/O layout, from ``_eliminate_red``'s arrays."""
+    he, we = (mass.shape[-2] + 1) // 2, (mass.shape[-1] + 1) // 2
+    nw, ne = dse[..., 0:-1:2, 0:-1:2], dsw[..., 0:-1:2, 2::2]
+    sw, se = dsw[..., 1::2, 1::2], dse[..., 1::2, 1::2]
     axis_x = torch.stack((x2[..., 0::2, 0::2][..., :-1], _pad_to(x2[..., 1::2, 1::2][..., :-1], he, we - 1)), 2)
     axis_y = torch.stack((y2[..., 0::2, 0::2][..., :-1, :], _pad_to(y2[..., 1::2, 1::2][..., :-1, :], he - 1, we)), 2)
     mass_o = F.pad(mass[..., 1::2, 1::2], (0, 1, 0, 1), value=1.0)
-    mass_black = torch.stack((mass[..., 0::2, 0::2], mass_o), 2)
-    diag = mass_black.clone()
+    stacked_mass = torch.stack((mass[..., 0::2, 0::2], mass_o), 2)
+    diag = stacked_mass.clone()
     diag[..., :, :-1] += axis_x
     diag[..., :, 1:] += axis_x
     diag[..., :-1, :] += axis_y
     diag[..., 1:, :] += axis_y
-    for d in (diag[:, :, 0], diag[:, :, 1]):  # E–O couplings count on both sides
-        d += nw
-    diag[:, :, 1, :, :-1] += ne
-    diag[:, :, 0, :, 1:] += ne
-    diag[:, :, 1, :-1, :] += sw
-    diag[:, :, 0, 1:, :] += sw
-    diag[:, :, 1, :-1, :-1] += se
+    diag[:, :, 1, :-1, :-1] += nw + ne + sw + se
+    diag[:, :, 0, :-1, :-1] += nw
+    diag[:, :, 0, :-1, 1:] += ne
+    diag[:, :, 0, 1:, :-1] += sw
     diag[:, :, 0, 1:, 1:] += se
-
-    # Drop the O–O couplings, each onto the two O–E–O paths beside it: the paths' couplings
-    # grow by the same factor 1 + γ·w / (s1 + s2), s the paths' series conductances.
-    a1, b1, a2, b2 = _shift(dsw, -1, 1), _shift(dse, -1, 1), dse, _shift(dsw, 0, 2)  # x2 at O (i, j)
-    t = _GAMMA * x2 * odd / (_series(a1, b1) + _series(a2, b2)).clamp_min(torch.finfo(m.dtype).tiny)
-    add_sw = _shift(t * a1, 1, -1) + _shift(t * b2, 0, -2)
-    add_se = _shift(t * b1, 1, -1) + t * a2
-    a1, b1, a2, b2 = dsw, _shift(dse, 1, -1), dse, _shift(dsw, 1, 1)  # y2 at O (i, j)
-    t = _GAMMA * y2 * odd / (_series(a1, b1) + _series(a2, b2)).clamp_min(torch.finfo(m.dtype).tiny)
-    dse = dse + add_se + _shift(t * b1, -1, 1) + t * a2
-    dsw = dsw + add_sw + t * a1 + _shift(t * b2, -1, -1)
-    p_nw, p_ne, p_sw, p_se = _black_couplings(dse, dsw)
-    diag_o = mass_o + p_nw
-    diag_o[..., :, :-1] += p_ne
-    diag_o[..., :-1, :] += p_sw
-    diag_o[..., :-1, :-1] += p_se
-    black = _BlackLevel(
-        mass=mass_black, diag=diag, inv_diag=1.0 / diag, axis_x=axis_x, axis_y=axis_y, nw=nw, ne=ne, sw=sw, se=se,
-        q_nw=p_nw / diag_o, q_ne=p_ne / diag_o[..., :, :-1], q_sw=p_sw / diag_o[..., :-1, :],
-        q_se=p_se / diag_o[..., :-1, :-1],
+    return dict(
+        mass=stacked_mass, diag=diag, inv_diag=1.0 / diag, axis_x=axis_x, axis_y=axis_y, nw=nw, ne=ne, sw=sw, se=se
     )
 
-    # Eliminate O: couplings of O (i, j) to its E neighbours, in full-size coordinates
+
+def _coarse_branch(
+    mass: torch.Tensor,
+    dse: torch.Tensor,
+    dsw: torch.Tensor,
+    x2: torch.Tensor,
+    y2: torch.Tensor,
+    fine: torch.Tensor,
+    coarse: torch.Tensor,
+    start: int,
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Coarsen a black level onto its E (``start`` 0) or O (``start`` 1) nodes.
+
+    The couplings between two ``fine`` nodes are dropped, each moved onto the two
+    fine–coarse–fine paths beside it: both paths' couplings grow by one factor
+    1 + γ·w / (s₁ + s₂), s the paths' series conductances, so a path across a guide edge
+    gains next to nothing. The fine nodes are then independent and are eliminated
+    exactly; the diagonal couplings this leaves between coarse nodes are dropped onto the
+    coarse paths around them the same way.
+
+    Returns the interpolation weights (w_nw, w_ne, w_sw, w_se) as in ``_Branch`` and the
+    coarse grid as ``(m, wx, wy, wx_exact, wy_exact, dd, da)``: mass, the sparsified
+    couplings, and the exact ones before the diagonal couplings ``dd``
+    ((p, q)–(p + 1, q + 1)) and ``da`` ((p, q + 1)–(p + 1, q)) were dropped.
+    """
+    t = _ratio(_GAMMA * x2 * fine, _series(_shift(dsw, -1, 1), _shift(dse, -1, 1)) + _series(dse, _shift(dsw, 0, 2)))
+    add_sw = _shift(t * _shift(dsw, -1, 1), 1, -1) + _shift(t * _shift(dsw, 0, 2), 0, -2)
+    add_se = _shift(t * _shift(dse, -1, 1), 1, -1) + t * dse
+    t = _ratio(_GAMMA * y2 * fine, _series(dsw, _shift(dse, 1, -1)) + _series(dse, _shift(dsw, 1, 1)))
+    add_sw = add_sw + t * dsw + _shift(t * _shift(dsw, 1, 1), -1, -1)
+    add_se = add_se + _shift(t * _shift(dse, 1, -1), -1, 1) + t * dse
+    dse, dsw = dse + add_se, dsw + add_sw
+
+    # couplings of (i, j) to (i − 1, j − 1), (i − 1, j + 1), (i + 1, j − 1), (i + 1, j + 1)
     c_nw, c_ne, c_sw, c_se = _shift(dse, -1, -1), _shift(dsw, -1, 1), dsw, dse
-    k_o = odd / (mass + c_nw + c_ne + c_sw + c_se)
-    x2 = x2 * even + _shift(c_nw * c_ne * k_o, 1, 1) + _shift(c_sw * c_se * k_o, -1, 1)
-    y2 = y2 * even + _shift(c_nw * c_sw * k_o, 1, 1) + _shift(c_ne * c_se * k_o, 1, -1)
-    mk = mass * k_o
+    k = fine / (mass + c_nw + c_ne + c_sw + c_se)
+    if start == 0:  # O(p, q) at (2p + 1, 2q + 1) interpolated from its four E neighbours
+        interp = tuple((c * k)[..., 1::2, 1::2] for c in (c_nw, c_ne, c_sw, c_se))
+    else:  # E nodes interpolated from O(p, q), their SE, SW, NE or NW neighbour
+        interp = (
+            (c_se * k)[..., 0:-1:2, 0:-1:2], (c_sw * k)[..., 0:-1:2, 2::2],
+            (c_ne * k)[..., 2::2, 0:-1:2], (c_nw * k)[..., 2::2, 2::2],
+        )
+    x2 = x2 * coarse + _shift(c_nw * c_ne * k, 1, 1) + _shift(c_sw * c_se * k, -1, 1)
+    y2 = y2 * coarse + _shift(c_nw * c_sw * k, 1, 1) + _shift(c_ne * c_se * k, 1, -1)
+    mk = mass * k
     mass = mass + _shift(c_nw * mk, 1, 1) + _shift(c_ne * mk, 1, -1) + _shift(c_sw * mk, -1, 1) + _shift(c_se * mk, -1, -1)
-    diag_d, diag_a = c_nw * c_se * k_o, c_ne * c_sw * k_o  # E–E couplings across O (i, j)
-    m_next = mass[..., 0::2, 0::2]
-    wx_exact, wy_exact = x2[..., 0::2, 0::2][..., :-1], y2[..., 0::2, 0::2][..., :-1, :]
-    dd, da = diag_d[..., 1::2, 1::2], diag_a[..., 1::2, 1::2]
-    # Drop them onto the two E–E–E paths around the square; sides top, bottom, left, right
+    diag_d, diag_a = c_nw * c_se * k, c_ne * c_sw * k  # couplings across the fine node (i, j)
+    m_next = mass[..., start::2, start::2]
+    hn, wn = m_next.shape[-2:]
+    wx_exact, wy_exact = x2[..., start::2, start::2][..., :-1], y2[..., start::2, start::2][..., :-1, :]
+    dd = diag_d[..., start + 1 :: 2, start + 1 :: 2][..., : hn - 1, : wn - 1]
+    da = diag_a[..., start + 1 :: 2, start + 1 :: 2][..., : hn - 1, : wn - 1]
     top, bottom, left, right = _shift(x2, -1, -1), _shift(x2, 1, -1), _shift(y2, -1, -1), _shift(y2, -1, 1)
-    tiny = torch.finfo(m.dtype).tiny
-    t = _GAMMA * diag_d / (_series(top, right) + _series(left, bottom)).clamp_min(tiny)
-    t = t + _GAMMA * diag_a / (_series(top, left) + _series(right, bottom)).clamp_min(tiny)
+    t = _ratio(_GAMMA * diag_d, _series(top, right) + _series(left, bottom))
+    t = t + _ratio(_GAMMA * diag_a, _series(top, left) + _series(right, bottom))
     x2 = x2 + _shift(t * top, 1, 1) + _shift(t * bottom, -1, 1)
     y2 = y2 + _shift(t * left, 1, 1) + _shift(t * right, 1, -1)
-    return black, (m_next, x2[..., 0::2, 0::2][..., :-1], y2[..., 0::2, 0::2][..., :-1, :], wx_exact, wy_exact, dd, da)
+    wx, wy = x2[..., start::2, start::2][..., :-1], y2[..., start::2, start::2][..., :-1, :]
+    return interp, (m_next, wx, wy, wx_exact, wy_exact, dd, da)
 
 
 def _nine_point_matrix(
@@ -339,53 +371,58 @@ def _nine_point_matrix(
     return mat
 
 
-def _build_hierarchy(wx: torch.Tensor, wy: torch.Tensor) -> _Hierarchy:
-    """Multilevel hierarchy for diag(1) + L with couplings ``wx`` (Nw, 1, H, W − 1), ``wy``."""
-    size = (wy.shape[-2] + 1, wx.shape[-1] + 1)
-    m = torch.ones(wx.shape[0], 1, *size, device=wx.device, dtype=wx.dtype)
-    grids: list[_GridLevel] = []
-    blacks: list[_BlackLevel] = []
-    while True:
-        m, wx, wy = _pad_odd(m, wx, wy)
-        h, w = m.shape[-2:]
-        masks = _parity_masks(h, w, m)
-        diag = m.clone()
-        diag[..., :, :-1] += wx
-        diag[..., :, 1:] += wx
-        diag[..., :-1, :] += wy
-        diag[..., 1:, :] += wy
-        k_red = masks[0] / diag
-        grids.append(_GridLevel(size=size, wx=wx, wy=wy, k_red=k_red))
-        black, (m, wx, wy, wx_exact, wy_exact, dd, da) = _coarsen(m, wx, wy, k_red, masks)
-        blacks.append(black)
-        size = (m.shape[-2], m.shape[-1])
-        if size[0] * size[1] <= _COARSEST:
-            mat = _nine_point_matrix(m, wx_exact, wy_exact, dd, da)
-            if m.device.type == "mps":  # no float64 there
-                mat = mat.to(m.dtype)
-            return _Hierarchy(grids, blacks, torch.linalg.cholesky(mat), size)
+def _build_grid(
+    m: torch.Tensor,
+    wx: torch.Tensor,
+    wy: torch.Tensor,
+    exact: tuple[torch.Tensor, ...] | None,
+    depth: int,
+) -> _GridNode | _DenseLeaf:
+    """The multilevel tree below a 5-point level (mass ``m`` (Nw, 1, h, w), couplings).
+
+    ``exact``: the level's exact 9-point couplings (wx, wy, dd, da), used if the level is
+    small enough to solve directly; ``None`` for the top level, which never is.
+    """
+    size = (m.shape[-2], m.shape[-1])
+    if exact is not None and size[0] * size[1] <= _COARSEST:
+        mat = _nine_point_matrix(m, *exact)
+        if m.device.type == "mps":  # no float64 there
+            mat = mat.to(m.dtype)
+        return _DenseLeaf(torch.linalg.cholesky(mat))
+    m, wx, wy = _pad_odd(m, wx, wy)
+    h, w = m.shape[-2:]
+    red, even, odd = _parity_masks(h, w, m)
+    diag = m.clone()
+    diag[..., :, :-1] += wx
+    diag[..., :, 1:] += wx
+    diag[..., :-1, :] += wy
+    diag[..., 1:, :] += wy
+    k_red = red / diag
+    mass, dse, dsw, x2, y2 = _eliminate_red(m, wx, wy, k_red)
+    branches = []
+    for start in (0, 1) if depth < _TWIN_LEVELS and min(h, w) >= 5 else (0,):
+        fine, coarse = (odd, even) if start == 0 else (even, odd)
+        interp, (m2, wx2, wy2, *exact2) = _coarse_branch(mass, dse, dsw, x2, y2, fine, coarse, start)
+        child = _build_grid(m2, wx2, wy2, tuple(exact2), depth + 1)
+        w_nw, w_ne, w_sw, w_se = interp
+        branches.append(_Branch(start == 0, w_nw, w_ne, w_sw, w_se, child))
+    black = _BlackNode(**_black_operator(mass, dse, dsw, x2, y2), branches=tuple(branches))
+    return _GridNode(size=size, wx=wx, wy=wy, k_red=k_red, black=black)
 
 
-def _black_apply(lv: _BlackLevel, x: torch.Tensor) -> torch.Tensor:
+def _black_apply(lv: _BlackNode, x: torch.Tensor) -> torch.Tensor:
     """The black level's operator on stacked (N, C, 2, he, we) vectors."""
     y = lv.diag * x
     y[..., :, :-1].addcmul_(lv.axis_x, x[..., :, 1:], value=-1)
     y[..., :, 1:].addcmul_(lv.axis_x, x[..., :, :-1], value=-1)
     y[..., :-1, :].addcmul_(lv.axis_y, x[..., 1:, :], value=-1)
     y[..., 1:, :].addcmul_(lv.axis_y, x[..., :-1, :], value=-1)
-    xe, xo, ye, yo = x[:, :, 0], x[:, :, 1], y[:, :, 0], y[:, :, 1]
-    yo.addcmul_(lv.nw, xe, value=-1)
-    yo[..., :, :-1].addcmul_(lv.ne, xe[..., :, 1:], value=-1)
-    yo[..., :-1, :].addcmul_(lv.sw, xe[..., 1:, :], value=-1)
-    yo[..., :-1, :-1].addcmul_(lv.se, xe[..., 1:, 1:], value=-1)
-    ye.addcmul_(lv.nw, xo, value=-1)
-    ye[..., :, 1:].addcmul_(lv.ne, xo[..., :, :-1], value=-1)
-    ye[..., 1:, :].addcmul_(lv.sw, xo[..., :-1, :], value=-1)
-    ye[..., 1:, 1:].addcmul_(lv.se, xo[..., :-1, :-1], value=-1)
+    _gather_to_o((lv.nw, lv.ne, lv.sw, lv.se), x[:, :, 0], y[:, :, 1, :-1, :-1], -1.0)
+    _scatter_to_e((lv.nw, lv.ne, lv.sw, lv.se), x[:, :, 1, :-1, :-1], y[:, :, 0], -1.0)
     return y
 
 
-def _black_apply_accurate(lv: _BlackLevel, x: torch.Tensor) -> torch.Tensor:
+def _black_apply_accurate(lv: _BlackNode, x: torch.Tensor) -> torch.Tensor:
     """``_black_apply`` summed as mass·x plus coupling·difference terms, as ``wls_apply``.
 
     Differences of neighbouring values lose far less to rounding than subtracting the
@@ -399,23 +436,30 @@ def _black_apply_accurate(lv: _BlackLevel, x: torch.Tensor) -> torch.Tensor:
     f = lv.axis_y * (x[..., :-1, :] - x[..., 1:, :])
     y[..., :-1, :] += f
     y[..., 1:, :] -= f
-    xe, xo, ye, yo = x[:, :, 0], x[:, :, 1], y[:, :, 0], y[:, :, 1]
-    f = lv.nw * (xo - xe)
-    yo += f
-    ye -= f
-    f = lv.ne * (xo[..., :, :-1] - xe[..., :, 1:])
-    yo[..., :, :-1] += f
-    ye[..., :, 1:] -= f
-    f = lv.sw * (xo[..., :-1, :] - xe[..., 1:, :])
-    yo[..., :-1, :] += f
-    ye[..., 1:, :] -= f
-    f = lv.se * (xo[..., :-1, :-1] - xe[..., 1:, 1:])
-    yo[..., :-1, :-1] += f
-    ye[..., 1:, 1:] -= f
+    xe, xo, ye, yo = x[:, :, 0], x[:, :, 1, :-1, :-1], y[:, :, 0], y[:, :, 1, :-1, :-1]
+    for wt, (i, j) in zip((lv.nw, lv.ne, lv.sw, lv.se), ((0, 0), (0, 1), (1, 0), (1, 1))):
+        h, w = wt.shape[-2:]
+        f = wt * (xo - xe[..., i : i + h, j : j + w])
+        yo += f
+        ye[..., i : i + h, j : j + w] -= f
     return y
 
 
-def _to_black(g: _GridLevel, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _gather_to_o(w4: tuple[torch.Tensor, ...], xe: torch.Tensor, out: torch.Tensor, value: float = 1.0) -> None:
+    """``out[p, q] += value · Σ w·xe`` over the four E neighbours of O(p, q), in place."""
+    h, w = out.shape[-2:]
+    for wt, (i, j) in zip(w4, ((0, 0), (0, 1), (1, 0), (1, 1))):
+        out.addcmul_(wt, xe[..., i : i + h, j : j + w], value=value)
+
+
+def _scatter_to_e(w4: tuple[torch.Tensor, ...], xo: torch.Tensor, out: torch.Tensor, value: float = 1.0) -> None:
+    """``out += value · w·xo`` onto the four E neighbours of every O(p, q), in place."""
+    h, w = xo.shape[-2:]
+    for wt, (i, j) in zip(w4, ((0, 0), (0, 1), (1, 0), (1, 1))):
+        out[..., i : i + h, j : j + w].addcmul_(wt, xo, value=value)
+
+
+def _to_black(g: _GridNode, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eliminate the red nodes from a right-hand side (N, C, h, w).
 
     Returns the black right-hand side (N, C, 2, he, we) and ``b`` padded to odd size.
@@ -434,7 +478,7 @@ def _to_black(g: _GridLevel, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return out, b
 
 
-def _from_black(g: _GridLevel, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _from_black(g: _GridNode, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Put black values back on the grid and solve for the red ones; crop the padding."""
     e = torch.zeros_like(b)
     e[..., 0::2, 0::2] = x[:, :, 0]
@@ -448,38 +492,45 @@ def _from_black(g: _GridLevel, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return e[..., : g.size[0], : g.size[1]]
 
 
-def _vcycle_black(hier: _Hierarchy, level: int, b: torch.Tensor) -> torch.Tensor:
-    """One V-cycle for black level ``level`` from a zero guess: (N, C, 2, he, we)."""
-    lv = hier.blacks[level]
+def _vcycle_black(lv: _BlackNode, b: torch.Tensor) -> torch.Tensor:
+    """One V-cycle for a black level from a zero guess: (N, C, 2, he, we).
+
+    Damped Jacobi before and after; between them the corrections of all branches,
+    averaged (each is a symmetric approximation of the same inverse).
+    """
     x = (_OMEGA * lv.inv_diag) * b
     r = b - _black_apply(lv, x)
-    # restrict to the next grid level: fold each O residual onto its E neighbours
-    ro = r[:, :, 1]
-    rc = r[:, :, 0].clone()
-    rc.addcmul_(lv.q_nw, ro)
-    rc[..., :, 1:].addcmul_(lv.q_ne, ro[..., :, :-1])
-    rc[..., 1:, :].addcmul_(lv.q_sw, ro[..., :-1, :])
-    rc[..., 1:, 1:].addcmul_(lv.q_se, ro[..., :-1, :-1])
-    e = _vcycle_grid(hier, level + 1, rc)
-    x[:, :, 0] += e
-    xo = x[:, :, 1]
-    xo.addcmul_(lv.q_nw, e)
-    xo[..., :, :-1].addcmul_(lv.q_ne, e[..., :, 1:])
-    xo[..., :-1, :].addcmul_(lv.q_sw, e[..., 1:, :])
-    xo[..., :-1, :-1].addcmul_(lv.q_se, e[..., 1:, 1:])
+    scale = 1.0 / len(lv.branches)
+    if scale != 1.0:
+        r.mul_(scale)
+    re, ro = r[:, :, 0], r[:, :, 1, :-1, :-1]
+    xe, xo = x[:, :, 0], x[:, :, 1, :-1, :-1]
+    for br in lv.branches:
+        w4 = (br.w_nw, br.w_ne, br.w_sw, br.w_se)
+        if br.e_coarse:  # fold each O residual onto its E neighbours, solve, interpolate O
+            rc = re.clone()
+            _scatter_to_e(w4, ro, rc)
+            e = _vcycle_grid(br.grid, rc)
+            xe += e
+            _gather_to_o(w4, e, xo)
+        else:
+            rc = ro.clone()
+            _gather_to_o(w4, re, rc)
+            e = _vcycle_grid(br.grid, rc)
+            xo += e
+            _scatter_to_e(w4, e, xe)
     return x.addcmul_(lv.inv_diag, b - _black_apply(lv, x), value=_OMEGA)
 
 
-def _vcycle_grid(hier: _Hierarchy, level: int, b: torch.Tensor) -> torch.Tensor:
-    """Approximate solve on grid level ``level`` (the coarsest one exactly): (N, C, h, w)."""
-    if level == len(hier.grids):
-        nb = hier.coarse_chol.shape[0]
+def _vcycle_grid(g: _GridNode | _DenseLeaf, b: torch.Tensor) -> torch.Tensor:
+    """Approximate solve on a grid level (the coarsest ones exactly): (N, C, h, w)."""
+    if isinstance(g, _DenseLeaf):
+        nb = g.chol.shape[0]
         rhs = b.reshape(nb, -1, b.shape[-2] * b.shape[-1]).transpose(1, 2)
-        x = torch.cholesky_solve(rhs.to(hier.coarse_chol.dtype), hier.coarse_chol)
+        x = torch.cholesky_solve(rhs.to(g.chol.dtype), g.chol)
         return x.transpose(1, 2).reshape(b.shape).to(b.dtype)
-    g = hier.grids[level]
     rhs, b = _to_black(g, b)
-    return _from_black(g, _vcycle_black(hier, level, rhs), b)
+    return _from_black(g, _vcycle_black(g.black, rhs), b)
 
 
 def _dot5(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -500,8 +551,10 @@ def _solve_multigrid(
     The full system's residual equals the Schur complement's once the red nodes are
     recovered exactly, so the stopping rule is the same as for plain CG.
     """
-    hier = _build_hierarchy(wx, wy)
-    top, lv = hier.grids[0], hier.blacks[0]
+    mass = torch.ones(wx.shape[0], 1, *b.shape[-2:], device=b.device, dtype=b.dtype)
+    top = _build_grid(mass, wx, wy, None, 0)
+    assert isinstance(top, _GridNode)  # the top level is never solved directly
+    lv = top.black
     rhs, b_pad = _to_black(top, b)
     x = torch.zeros_like(rhs)  # start from the image, like plain CG
     x[:, :, 0] = b_pad[..., 0::2, 0::2]
@@ -516,7 +569,7 @@ def _solve_multigrid(
             break
         if check_interrupt is not None:
             check_interrupt()
-        z = _vcycle_black(hier, 0, r)
+        z = _vcycle_black(lv, r)
         rz_new = _dot5(r, z)
         p = z + (rz_new / rz.clamp_min(tiny)) * p
         rz = rz_new

@@ -178,7 +178,7 @@ class _BlackNode:
 
     mass: torch.Tensor  # stacked: the diagonal minus the couplings
     diag: torch.Tensor  # stacked
-    inv_diag: torch.Tensor  # stacked
+    smoother: torch.Tensor  # stacked: ω / diag, the damped Jacobi step
     axis_x: torch.Tensor  # (Nw, 1, 2, he, we − 1) E–E and O–O couplings two apart along x
     axis_y: torch.Tensor  # (Nw, 1, 2, he − 1, we) the same along y
     nw: torch.Tensor
@@ -284,7 +284,7 @@ def _black_operator(
     diag[:, :, 0, 1:, :-1] += sw
     diag[:, :, 0, 1:, 1:] += se
     return dict(
-        mass=stacked_mass, diag=diag, inv_diag=1.0 / diag, axis_x=axis_x, axis_y=axis_y, nw=nw, ne=ne, sw=sw, se=se
+        mass=stacked_mass, diag=diag, smoother=_OMEGA / diag, axis_x=axis_x, axis_y=axis_y, nw=nw, ne=ne, sw=sw, se=se
     )
 
 
@@ -498,11 +498,10 @@ def _vcycle_black(lv: _BlackNode, b: torch.Tensor) -> torch.Tensor:
     Damped Jacobi before and after; between them the corrections of all branches,
     averaged (each is a symmetric approximation of the same inverse).
     """
-    x = (_OMEGA * lv.inv_diag) * b
-    r = b - _black_apply(lv, x)
+    x = lv.smoother * b
+    r = _black_apply(lv, x)
+    torch.sub(b, r, out=r)
     scale = 1.0 / len(lv.branches)
-    if scale != 1.0:
-        r.mul_(scale)
     re, ro = r[:, :, 0], r[:, :, 1, :-1, :-1]
     xe, xo = x[:, :, 0], x[:, :, 1, :-1, :-1]
     for br in lv.branches:
@@ -511,15 +510,17 @@ def _vcycle_black(lv: _BlackNode, b: torch.Tensor) -> torch.Tensor:
             rc = re.clone()
             _scatter_to_e(w4, ro, rc)
             e = _vcycle_grid(br.grid, rc)
-            xe += e
-            _gather_to_o(w4, e, xo)
+            xe.add_(e, alpha=scale)
+            _gather_to_o(w4, e, xo, scale)
         else:
             rc = ro.clone()
             _gather_to_o(w4, re, rc)
             e = _vcycle_grid(br.grid, rc)
-            xo += e
-            _scatter_to_e(w4, e, xe)
-    return x.addcmul_(lv.inv_diag, b - _black_apply(lv, x), value=_OMEGA)
+            xo.add_(e, alpha=scale)
+            _scatter_to_e(w4, e, xe, scale)
+    r = _black_apply(lv, x)
+    torch.sub(b, r, out=r)
+    return x.addcmul_(lv.smoother, r)
 
 
 def _vcycle_grid(g: _GridNode | _DenseLeaf, b: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,6 @@ guide A, so by linearity this is A + WLS(A' − A | A): one solve.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -544,8 +543,8 @@ def _solve_multigrid(
     wy: torch.Tensor,
     tol: float,
     max_iters: int,
-    check_interrupt: Callable[[], None] | None,
-    progress: Callable[[int], None] | None,
+    check_interrupt: InterruptFn | None,
+    tracker: ProgressTracker,
 ) -> torch.Tensor:
     """CG on the red-black Schur complement, preconditioned by one V-cycle per iteration.
 
@@ -578,8 +577,7 @@ def _solve_multigrid(
         step = rz / _dot5(p, q).clamp_min(tiny)
         x.add_(step * p)
         r.sub_(step * q)
-        if progress is not None:
-            progress(1)
+        tracker.advance()
     return _from_black(top, x, b_pad)
 
 
@@ -589,8 +587,8 @@ def _solve_cg_jacobi(
     wy: torch.Tensor,
     tol: float,
     max_iters: int,
-    check_interrupt: Callable[[], None] | None,
-    progress: Callable[[int], None] | None,
+    check_interrupt: InterruptFn | None,
+    tracker: ProgressTracker,
 ) -> torch.Tensor:
     """Plain conjugate gradients with a Jacobi preconditioner, starting from ``b``."""
     inv_diag = 1.0 / _diagonal(wx, wy, b.shape)
@@ -614,7 +612,6 @@ def _solve_cg_jacobi(
         p = z + (rz_new / rz.clamp_min(torch.finfo(b.dtype).tiny)) * p
         rz = rz_new
         tracker.advance()
-    tracker.finish()
     return x
 
 
@@ -627,8 +624,8 @@ def wls_filter(
     eps: float = 1e-4,
     tol: float = 1e-4,
     max_iters: int = 2000,
-    check_interrupt: Callable[[], None] | None = None,
-    progress: Callable[[int], None] | None = None,
+    check_interrupt: InterruptFn | None = None,
+    progress: ProgressFn | None = None,
     solver: Solver = "multigrid",
 ) -> torch.Tensor:
     """Edge-preserving smoothing of ``image`` along the edges of ``guide`` (WLS filter).
@@ -646,8 +643,10 @@ def wls_filter(
         eps: ε of the weights.
         tol: relative residual at which the solve stops.
         max_iters: cap on conjugate-gradient iterations.
-        check_interrupt: called every iteration; raise from it to stop.
-        progress: called with 1 per iteration.
+        check_interrupt: called before every iteration; raise from it to stop.
+        progress: ``progress(done, total, stage)`` with ``total = max_iters``, one unit
+            per iteration (the rest at once when the solve converges earlier), stage
+            ``"wls"``.
         solver: ``"multigrid"`` (default): CG on the red-black Schur complement with a
             multilevel V-cycle as preconditioner, typically 5–30 iterations whatever the
             size, more (up to ~60 seen) on guides full of 1–3 px structures of equal
@@ -680,11 +679,15 @@ def wls_filter(
     check_finite(guide, "guide")
     if lam < 0 or alpha <= 0 or eps <= 0:
         raise ValueError(f"need lam >= 0, alpha > 0 and eps > 0, got lam={lam}, alpha={alpha}, eps={eps}")
+    tracker = ProgressTracker(progress, max_iters, "wls")
     if lam == 0:
+        tracker.finish()
         return image.clone()
     wx, wy = wls_weights(guide.to(image.dtype), lam=lam, alpha=alpha, eps=eps)
     solve = _solve_multigrid if solver == "multigrid" else _solve_cg_jacobi
-    return solve(image, wx, wy, tol, max_iters, check_interrupt, progress)
+    out = solve(image, wx, wy, tol, max_iters, check_interrupt, tracker)
+    tracker.finish()
+    return out
 
 
 def wls_refine(
@@ -696,8 +699,8 @@ def wls_refine(
     eps: float = 1e-4,
     tol: float = 1e-4,
     max_iters: int = 2000,
-    check_interrupt: Callable[[], None] | None = None,
-    progress: Callable[[int], None] | None = None,
+    check_interrupt: InterruptFn | None = None,
+    progress: ProgressFn | None = None,
     solver: Solver = "multigrid",
 ) -> torch.Tensor:
     """A'_refined = A + WLS(A' | A) − WLS(A | A), clamped to [0, 1].

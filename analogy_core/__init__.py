@@ -5,35 +5,54 @@ The public API; nothing here imports ComfyUI.
 
 from __future__ import annotations
 
-from .config import LAYERS, PRESET_NOTES, PRESETS, AnalogyConfig, get_preset
+from .config import (
+    DEFAULT_PRESET,
+    LAYERS,
+    PRESETS,
+    SETTINGS,
+    AnalogyConfig,
+    Preset,
+    describe_preset,
+    get_preset,
+    preset_values,
+    resolve_config,
+    same_settings,
+)
 from .deconv import deconvolve
 from .download import WeightsDownloadError, download_weights
 from .field import FlowField, flow_to_colour, warp_by_field
 from .fusion import feature_mask, fuse
+from .image import contact_sheet, luminance, pixel_grid, sample_bilinear
+from .io import ImageFileError, load_image, peak_memory_bytes, resolve_device, save_image
 from .nnf import clamp_nnf, flow_to_nnf, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import normalise_features, patchmatch
 from .pipeline import (
     AnalogyResult,
     AnalogyState,
     deconvolve_layer,
+    finish_photo,
     fuse_layer,
     limited_size,
+    moved_fractions,
     prepare,
     reconstruct,
+    refine_pixels,
     run_analogy,
     search_layer,
     total_work,
 )
+from .progress import InterruptFn, ProgressFn, ProgressTracker
 from .refine import wls_apply, wls_filter, wls_refine, wls_weights
 from .vgg import CAFFE, TORCHVISION, VGG19, default_weights_path, load_vgg19
 from .vote import patch_vote, warp
 
 __all__ = [
-    "CAFFE", "LAYERS", "PRESETS", "PRESET_NOTES", "TORCHVISION", "VGG19", "AnalogyConfig", "AnalogyResult",
-    "AnalogyState", "FlowField", "WeightsDownloadError", "clamp_nnf", "deconvolve", "deconvolve_layer", "default_weights_path",
-    "download_weights", "feature_mask",
-    "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset", "identity_nnf", "limited_size", "load_vgg19",
-    "nnf_to_flow", "normalise_features", "patch_vote", "patchmatch", "prepare", "reconstruct", "run_analogy",
-    "search_layer", "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply", "wls_filter", "wls_refine",
-    "wls_weights",
+    "CAFFE", "DEFAULT_PRESET", "LAYERS", "PRESETS", "SETTINGS", "TORCHVISION", "VGG19", "AnalogyConfig",
+    "AnalogyResult", "AnalogyState", "FlowField", "ImageFileError", "InterruptFn", "Preset", "ProgressFn",
+    "ProgressTracker", "WeightsDownloadError", "clamp_nnf", "contact_sheet", "deconvolve", "deconvolve_layer", "default_weights_path",
+    "describe_preset", "download_weights", "feature_mask", "finish_photo", "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset",
+    "identity_nnf", "limited_size", "load_image", "load_vgg19", "luminance", "moved_fractions", "nnf_to_flow", "normalise_features",
+    "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid", "prepare", "preset_values", "reconstruct", "refine_pixels",
+    "resolve_config", "resolve_device", "run_analogy", "same_settings", "sample_bilinear", "save_image", "search_layer",
+    "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply", "wls_filter", "wls_refine", "wls_weights",
 ]

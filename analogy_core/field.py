@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ._check import check_shape
+from .image import pixel_grid, sample_bilinear
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +72,7 @@ class FlowField:
         Returns:
             (N, H_s, W_s, 2) float32 (x, y) in the target image's pixels.
         """
-        h, w = self.source_hw
-        ys, xs = torch.meshgrid(
-            torch.arange(h, device=self.flow.device, dtype=torch.float32),
-            torch.arange(w, device=self.flow.device, dtype=torch.float32),
-            indexing="ij",
-        )
-        return self.flow + torch.stack((xs, ys), dim=-1)
+        return self.flow + pixel_grid(*self.source_hw, device=self.flow.device)
 
     def to(self, device: torch.device | str) -> FlowField:
         """The same field with its flow on ``device``."""
@@ -268,7 +263,4 @@ def warp_by_field(
         idx = (y * wt + x).reshape(n, 1, -1).expand(n, c, -1)
         out = torch.gather(source.reshape(n, c, ht * wt), 2, idx)
         return out.reshape(n, c, *t.shape[1:3])
-    grid = torch.stack(
-        (2.0 * t[..., 0] / max(wt - 1, 1) - 1.0, 2.0 * t[..., 1] / max(ht - 1, 1) - 1.0), dim=-1
-    ).to(source.dtype)
-    return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return sample_bilinear(source, t)

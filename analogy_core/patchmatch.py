@@ -14,9 +14,9 @@ import torch
 
 from ._check import check_shape
 from .nnf import _resample_coords, clamp_nnf
+from .progress import InterruptFn, ProgressFn, ProgressTracker
 
 _EPS = 1e-12
-ProgressFn = Callable[[int], None]
 
 
 def normalise_features(f: torch.Tensor) -> torch.Tensor:
@@ -116,12 +116,12 @@ def patchmatch(
     target: Sequence[torch.Tensor],
     *,
     patch_size: int,
-    iters: int,
-    radius: int | None,
+    pm_iters: int,
+    search_radius: int | None,
     init: torch.Tensor | None = None,
-    jumps: Sequence[int] = (8, 4, 2, 1),
+    pm_jumps: Sequence[int] = (8, 4, 2, 1),
     generator: torch.Generator | None = None,
-    check_interrupt: Callable[[], None] | None = None,
+    check_interrupt: InterruptFn | None = None,
     progress: ProgressFn | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest-neighbour field from ``source`` patches to ``target`` patches.
@@ -131,22 +131,24 @@ def patchmatch(
     position; the similarity of two patches is the mean over their overlapping pixels of
     the summed dot products.
 
-    Each iteration propagates good matches by jump flooding (steps ``jumps`` in four
+    Each iteration propagates good matches by jump flooding (steps ``pm_jumps`` in four
     directions, accepted only where strictly better) and then samples random candidates
-    around the current match at ``radius`` halved down to 1, kept within ``radius`` of
-    ``init`` (the whole target when ``radius`` is ``None``).
+    around the current match at ``search_radius`` halved down to 1, kept within
+    ``search_radius`` of ``init`` (the whole target when ``search_radius`` is ``None``).
 
     Args:
         source: maps of shape (N, C, Hs, Ws), all the same shape.
         target: as many maps of shape (N, C, Ht, Wt).
         patch_size: odd patch width.
-        iters: PatchMatch iterations.
-        radius: random-search radius around ``init`` in pixels, or ``None`` for global.
+        pm_iters: PatchMatch iterations.
+        search_radius: random-search radius around ``init`` in pixels, or ``None`` for
+            global.
         init: (N, Hs, Ws, 2) int64 initial field; default the scaled identity.
-        jumps: propagation steps.
+        pm_jumps: propagation steps.
         generator: CPU generator for the random search (deterministic for a seed).
-        check_interrupt: called once per propagation step; raise from it to stop.
-        progress: called with 1 after every iteration.
+        check_interrupt: called before every propagation step; raise from it to stop.
+        progress: ``progress(done, total, stage)``, one unit per iteration and batch
+            item (``total = N · pm_iters``), stage ``"patchmatch"``.
 
     Returns:
         ``(nnf, score)``: (N, Hs, Ws, 2) int64 absolute target (x, y) and (N, Hs, Ws)
@@ -161,8 +163,8 @@ def patchmatch(
         raise ValueError(f"source and target need the same batch and channels, got {src_shape} and {tgt_shape}")
     if patch_size < 1 or patch_size % 2 == 0:
         raise ValueError(f"patch_size must be odd and >= 1, got {patch_size}")
-    if radius is not None and radius < 0:
-        raise ValueError(f"radius must be >= 0 or None, got {radius}")
+    if search_radius is not None and search_radius < 0:
+        raise ValueError(f"search_radius must be >= 0 or None, got {search_radius}")
     n, _, hs, ws = src_shape
     ht, wt = tgt_shape[-2:]
     dev = source[0].device
@@ -174,11 +176,12 @@ def patchmatch(
     else:
         check_shape(init, f"{n} {hs} {ws} 2", "init")
         init = clamp_nnf(init.to(device=dev, dtype=torch.long), (ht, wt))
+    tracker = ProgressTracker(progress, n * pm_iters, "patchmatch")
     fields, scores = [], []
     for i in range(n):
         f, s = _patchmatch_one(
-            [m[i] for m in source], [m[i] for m in target], init[i], patch_size, iters, radius, tuple(jumps),
-            generator, check_interrupt, progress,
+            [m[i] for m in source], [m[i] for m in target], init[i], patch_size, pm_iters, search_radius,
+            tuple(pm_jumps), generator, check_interrupt, tracker.advance,
         )
         fields.append(f)
         scores.append(s)
@@ -190,12 +193,12 @@ def _patchmatch_one(
     tgt: Sequence[torch.Tensor],
     init: torch.Tensor,
     patch_size: int,
-    iters: int,
-    radius: int | None,
-    jumps: tuple[int, ...],
+    pm_iters: int,
+    search_radius: int | None,
+    pm_jumps: tuple[int, ...],
     generator: torch.Generator | None,
-    check_interrupt: Callable[[], None] | None,
-    progress: ProgressFn | None,
+    check_interrupt: InterruptFn | None,
+    advance: Callable[[int], None],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     scorer = _PatchScorer(src, tgt, patch_size)
     hs, ws = scorer.hs, scorer.ws
@@ -205,14 +208,14 @@ def _patchmatch_one(
     sy, sx = sy.reshape(-1), sx.reshape(-1)
     cur_x, cur_y = init[..., 0].reshape(-1).clone(), init[..., 1].reshape(-1).clone()
     best = scorer.score(sy, sx, cur_y, cur_x)
-    if radius is None:
+    if search_radius is None:
         lo_x, hi_x = torch.zeros_like(cur_x), torch.full_like(cur_x, wt - 1)
         lo_y, hi_y = torch.zeros_like(cur_y), torch.full_like(cur_y, ht - 1)
         radii = random_search_radii(max(ht, wt))
     else:
-        lo_x, hi_x = (cur_x - radius).clamp(0, wt - 1), (cur_x + radius).clamp(0, wt - 1)
-        lo_y, hi_y = (cur_y - radius).clamp(0, ht - 1), (cur_y + radius).clamp(0, ht - 1)
-        radii = random_search_radii(radius)
+        lo_x, hi_x = (cur_x - search_radius).clamp(0, wt - 1), (cur_x + search_radius).clamp(0, wt - 1)
+        lo_y, hi_y = (cur_y - search_radius).clamp(0, ht - 1), (cur_y + search_radius).clamp(0, ht - 1)
+        radii = random_search_radii(search_radius)
 
     def try_candidates(cx: torch.Tensor, cy: torch.Tensor, valid: torch.Tensor) -> None:
         nonlocal best
@@ -227,8 +230,8 @@ def _patchmatch_one(
         cur_y[upd] = cy[upd]
         best[upd] = s[better]
 
-    for _ in range(iters):
-        for k in jumps:
+    for _ in range(pm_iters):
+        for k in pm_jumps:
             if check_interrupt is not None:
                 check_interrupt()
             for ey, ex in ((0, 1), (1, 0), (0, -1), (-1, 0)):
@@ -244,7 +247,6 @@ def _patchmatch_one(
             cx = torch.minimum(torch.maximum(cur_x + offs[0], lo_x), hi_x)
             cy = torch.minimum(torch.maximum(cur_y + offs[1], lo_y), hi_y)
             try_candidates(cx, cy, torch.ones_like(best, dtype=torch.bool))
-        if progress is not None:
-            progress(1)
+        advance(1)
     nnf = torch.stack((cur_x.view(hs, ws), cur_y.view(hs, ws)), dim=-1)
     return nnf, best.view(hs, ws)

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -22,15 +22,17 @@ from ._check import check_finite, check_shape
 from .config import LAYERS, AnalogyConfig, DeconvMode, MaskMode
 from .deconv import deconvolve
 from .fusion import feature_mask, fuse
-from .nnf import nnf_to_flow, upsample_nnf
+from .image import pixel_grid
+from .nnf import _resample_coords, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import patchmatch
+from .pixel import REFINE_RADII, refine_pyramid, refine_work, resample_field
+from .progress import InterruptFn, ProgressFn, ProgressTracker
+from .refine import wls_refine
 from .vgg import VGG19, layer_above, layer_below
 from .vote import patch_vote
 
 logger = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int, str], None]
-InterruptFn = Callable[[], None]
 Size = tuple[int, int]
 
 
@@ -39,7 +41,9 @@ class AnalogyState:
     """Everything one analogy has computed so far; a new object after every step.
 
     Images are (N, 3, H, W) float RGB in 0..1; maps are dicts from layer name to
-    (N, C, h, w) features; fields are (N, h, w, 2) int64 absolute (x, y) targets.
+    (N, C, h, w) features; the layers' fields are (N, h, w, 2) int64 absolute (x, y)
+    targets; the pixel-refined fields are continuous (float32) targets at the images' own
+    sizes.
 
     Attributes:
         a: A at the caller's size.
@@ -54,6 +58,14 @@ class AnalogyState:
         nnf_ba: φ_b→a per layer searched so far.
         recon_bp: deconvolved R_B' per layer (on A's grid).
         recon_a: deconvolved R_A per layer (on B's grid).
+        moved: per searched layer (and ``"pixel"`` after the pixel refinement), the
+            fraction of pixels whose match left its start, ``(a→b, b→a)``: at relu5_1 the
+            start is the scaled identity, below it the upsampled field of the layer above,
+            and for ``"pixel"`` the relu1_1 field carried to the images' sizes (a move is
+            0.25 px or more there).
+        field_ab: φ_a→b refined at pixel level, (N, H_A, W_A, 2) float32 into B' at the
+            caller's sizes, or ``None`` before ``refine_pixels``.
+        field_ba: φ_b→a likewise, (N, H_B', W_B', 2) into A.
     """
 
     a: torch.Tensor
@@ -68,6 +80,9 @@ class AnalogyState:
     nnf_ba: Mapping[str, torch.Tensor] = field(default_factory=dict)
     recon_bp: Mapping[str, torch.Tensor] = field(default_factory=dict)
     recon_a: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    moved: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    field_ab: torch.Tensor | None = None
+    field_ba: torch.Tensor | None = None
 
     def size(self, side: str, layer: str) -> Size:
         """(H, W) of the ``"a"`` or ``"b"`` side at ``layer`` (or ``"input"``/``"original"``)."""
@@ -216,18 +231,30 @@ def search_layer(
     layer: str,
     *,
     patch_size: int,
-    iters: int,
-    radius: int | None,
+    pm_iters: int,
+    search_radius: int | None,
     seed: int = 0,
-    jumps: tuple[int, ...] = (8, 4, 2, 1),
-    progress: Callable[[int], None] | None = None,
+    pm_jumps: tuple[int, ...] = (8, 4, 2, 1),
+    progress: ProgressFn | None = None,
     check_interrupt: InterruptFn | None = None,
 ) -> AnalogyState:
     """Bidirectional NNF search at ``layer`` (step 2).
 
     Below relu5_1 both fields start from the upsampled fields of the layer above and the
-    random search stays within ``radius`` of that start; at relu5_1 they start from the
-    scaled identity and ``radius=None`` searches globally.
+    random search stays within ``search_radius`` of that start; at relu5_1 they start
+    from the scaled identity and ``search_radius=None`` searches globally.
+
+    Args:
+        state: the state after the fusion at ``layer`` (or after ``prepare`` at relu5_1).
+        layer: VGG19 layer name.
+        patch_size: odd patch width in feature pixels.
+        pm_iters: PatchMatch iterations per direction.
+        search_radius: random-search radius in the layer's pixels, ``None`` for global.
+        seed: seed of the random search (with the layer and direction).
+        pm_jumps: propagation steps.
+        progress: ``progress(done, total, stage)``, ``total = 2 · N · pm_iters``, stage
+            ``"nnf <layer>"``.
+        check_interrupt: called before every propagation step.
 
     Returns:
         A new state with ``nnf_ab[layer]`` and ``nnf_ba[layer]``.
@@ -246,13 +273,48 @@ def search_layer(
         a_hw, b_hw = state.size("a", layer), state.size("b", layer)
         init_ab = upsample_nnf(state.nnf_ab[above], a_hw, state.size("b", above), b_hw)
         init_ba = upsample_nnf(state.nnf_ba[above], b_hw, state.size("a", above), a_hw)
-    common = dict(patch_size=patch_size, iters=iters, radius=radius, jumps=jumps,
-                  check_interrupt=check_interrupt, progress=progress)
-    nnf_ab, _ = patchmatch((fa, fap), (fb, fbp), init=init_ab, generator=_generator(seed, layer, 0), **common)  # type: ignore[arg-type]
-    nnf_ba, _ = patchmatch((fbp, fb), (fap, fa), init=init_ba, generator=_generator(seed, layer, 1), **common)  # type: ignore[arg-type]
+    per_direction = fa.shape[0] * pm_iters
+    tracker = ProgressTracker(progress, 2 * per_direction, f"nnf {layer}")
+
+    def search(
+        source: tuple[torch.Tensor, torch.Tensor], target: tuple[torch.Tensor, torch.Tensor],
+        init: torch.Tensor | None, direction: int,
+    ) -> torch.Tensor:
+        nnf, _ = patchmatch(
+            source, target, patch_size=patch_size, pm_iters=pm_iters, search_radius=search_radius, init=init,
+            pm_jumps=pm_jumps, generator=_generator(seed, layer, direction), check_interrupt=check_interrupt,
+            progress=tracker.share(per_direction),
+        )
+        return nnf
+
+    nnf_ab = search((fa, fap), (fb, fbp), init_ab, 0)
+    nnf_ba = search((fbp, fb), (fap, fa), init_ba, 1)
+    moved = (_moved_fraction(nnf_ab, init_ab, state.size("b", layer)),
+             _moved_fraction(nnf_ba, init_ba, state.size("a", layer)))
     return dataclasses.replace(
-        state, nnf_ab={**state.nnf_ab, layer: nnf_ab}, nnf_ba={**state.nnf_ba, layer: nnf_ba}
+        state, nnf_ab={**state.nnf_ab, layer: nnf_ab}, nnf_ba={**state.nnf_ba, layer: nnf_ba},
+        moved={**state.moved, layer: moved},
     )
+
+
+def moved_fractions(state: AnalogyState) -> dict[str, dict[str, float]]:
+    """The fraction of pixels each search moved from its start, per stage and direction.
+
+    Returns:
+        ``{stage: {"ab": fraction, "ba": fraction}}`` for every searched layer, from
+        relu5_1 down, and ``"pixel"`` after the pixel refinement (see
+        ``AnalogyState.moved``).
+    """
+    return {stage: {"ab": ab, "ba": ba} for stage, (ab, ba) in state.moved.items()}
+
+
+def _moved_fraction(nnf: torch.Tensor, init: torch.Tensor | None, target_hw: Size) -> float:
+    """Fraction of pixels whose match differs from its start (the scaled identity when
+    ``init`` is ``None``, as in ``patchmatch``)."""
+    if init is None:
+        n, h, w, _ = nnf.shape
+        init = upsample_nnf(identity_nnf(n, h, w, nnf.device), (h, w), (h, w), target_hw)
+    return float((nnf != init).any(dim=-1).float().mean())
 
 
 def _map_at(state: AnalogyState, side: str, layer: str, vgg: VGG19) -> torch.Tensor:
@@ -267,10 +329,10 @@ def deconvolve_layer(
     layer: str,
     *,
     patch_size: int,
-    iters: int,
-    history: int = 4,
-    mode: DeconvMode = "direct",
-    progress: Callable[[int], None] | None = None,
+    lbfgs_iters: int,
+    lbfgs_history: int = 4,
+    deconv: DeconvMode = "direct",
+    progress: ProgressFn | None = None,
     check_interrupt: InterruptFn | None = None,
 ) -> AnalogyState:
     """Warp the appearance features at ``layer`` and deconvolve them one layer down (step 3).
@@ -280,20 +342,33 @@ def deconvolve_layer(
     voted through the upsampled field; ``"release"`` optimises the map two layers below
     (or the image) the same way and forwards it one layer. Symmetrically for R_A.
 
+    Args:
+        vgg: the network that extracted the state's features.
+        state: the state after the NNF search at ``layer``.
+        layer: VGG19 layer name (not relu1_1).
+        patch_size: odd width of the patches the warped features are voted with.
+        lbfgs_iters: L-BFGS iterations per direction.
+        lbfgs_history: L-BFGS history size.
+        deconv: ``"direct"`` or ``"release"`` (see above).
+        progress: ``progress(done, total, stage)``, ``total = 2 · lbfgs_iters``, stage
+            ``"deconv <layer>"``.
+        check_interrupt: called before every L-BFGS function evaluation.
+
     Returns:
         A new state with ``recon_bp`` and ``recon_a`` at the layer below.
 
     Raises:
         ValueError: ``layer`` is relu1_1, its fields are missing, or the mode is unknown.
     """
-    if mode not in ("direct", "release"):
-        raise ValueError(f"deconvolution mode must be 'direct' or 'release', got {mode!r}")
+    if deconv not in ("direct", "release"):
+        raise ValueError(f"deconvolution mode must be 'direct' or 'release', got {deconv!r}")
     lower = layer_below(layer)
-    start = lower if mode == "direct" else (layer_below(lower) if lower != LAYERS[-1] else "input")
+    start = lower if deconv == "direct" else (layer_below(lower) if lower != LAYERS[-1] else "input")
     nnfs = {
         "a": _require(state.nnf_ab, layer, "φ_a→b", "the NNF search"),
         "b": _require(state.nnf_ba, layer, "φ_b→a", "the NNF search"),
     }
+    tracker = ProgressTracker(progress, 2 * lbfgs_iters, f"deconv {layer}")
     results = {}
     for side, other in (("a", "b"), ("b", "a")):
         # R on `side`'s grid, built from the other image's features.
@@ -302,8 +377,8 @@ def deconvolve_layer(
         other_start = _map_at(state, other, start, vgg)
         up = upsample_nnf(nnf, state.size(side, start), state.size(other, layer), state.size(other, start))
         init = patch_vote(other_start, up, patch_size)
-        x = deconvolve(vgg, start, layer, target, init, iters=iters, history=history,
-                       check_interrupt=check_interrupt, progress=progress)
+        x = deconvolve(vgg, start, layer, target, init, lbfgs_iters=lbfgs_iters, lbfgs_history=lbfgs_history,
+                       check_interrupt=check_interrupt, progress=tracker.share(lbfgs_iters))
         if start != lower:
             with torch.no_grad():
                 x = vgg.subnet(start, lower)(x)
@@ -348,13 +423,71 @@ def fuse_layer(
     )
 
 
+def _start_field(state: AnalogyState, side: str, layer: str) -> torch.Tensor:
+    """The field of ``side`` at ``layer`` as continuous coordinates on its own grid."""
+    other = "b" if side == "a" else "a"
+    nnf = _require(state.nnf_ab if side == "a" else state.nnf_ba, layer, f"φ at {layer}", "the NNF search")
+    hw = state.size(side, layer)
+    return _resample_coords(nnf, hw, state.size(other, layer), state.size(other, layer)).float()
+
+
+def refine_pixels(
+    state: AnalogyState,
+    *,
+    layer: str = LAYERS[-1],
+    progress: ProgressFn | None = None,
+    check_interrupt: InterruptFn | None = None,
+) -> AnalogyState:
+    """Refine both fields at pixel level, at the caller's image sizes (after step 5).
+
+    The fields at ``layer`` are refined on the images themselves to sub-pixel precision
+    (``analogy_core.pixel.refine_pyramid``): from the network's grid up to A's and B''s
+    own sizes, with a windowed luminance correlation that no appearance change can lock.
+    ``reconstruct`` then votes through the refined fields.
+
+    Args:
+        state: the state after the NNF search at ``layer``.
+        layer: the layer whose fields are refined (relu1_1).
+        progress: ``progress(done, total, stage)``, ``total = 2 · refine_work()``, stage
+            ``"pixel refinement"``.
+        check_interrupt: called before every scored offset.
+
+    Returns:
+        A new state with ``field_ab``, ``field_ba`` and ``moved["pixel"]``.
+
+    Raises:
+        ValueError: the fields at ``layer`` are missing.
+    """
+    per_direction = refine_work(REFINE_RADII)
+    tracker = ProgressTracker(progress, 2 * per_direction, "pixel refinement")
+    fields, moved = {}, {}
+    for side, source, target in (("a", state.a, state.bp), ("b", state.bp, state.a)):
+        other = "b" if side == "a" else "a"
+        start = _start_field(state, side, layer)
+        refined, _ = refine_pyramid(
+            source, target, start, state.size(other, layer), check_interrupt=check_interrupt,
+            progress=tracker.share(per_direction),
+        )
+        # how far each pixel moved from its start carried to the images' sizes unrefined
+        carried = resample_field(start, state.size(side, "original"), state.size(other, layer),
+                                 state.size(other, "original"))
+        fields[side] = refined
+        moved[side] = float(((refined - carried).norm(dim=-1) >= 0.25).float().mean())
+    tracker.finish()
+    return dataclasses.replace(
+        state, field_ab=fields["a"], field_ba=fields["b"], moved={**state.moved, "pixel": (moved["a"], moved["b"])}
+    )
+
+
 def reconstruct(
-    state: AnalogyState, *, patch_size: int = 5, layer: str = LAYERS[-1]
+    state: AnalogyState, *, vote_patch: int = 5, layer: str = LAYERS[-1]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pixels of A' and B by patch voting through the finest fields (step 6).
 
-    The fields at ``layer`` are carried to the caller's original image sizes and B' (for
-    A') and A (for B) are voted through them there.
+    With pixel-refined fields (``refine_pixels``) B' (for A') and A (for B) are voted
+    through them, sampling bilinearly; otherwise the fields at ``layer`` are carried to
+    the caller's original image sizes and the images voted through them there. Patches
+    are ``vote_patch`` pixels wide.
 
     Returns:
         ``(ap, b, flow_ab, flow_ba)``: images (N, 3, H, W) in 0..1 at A's and B''s sizes,
@@ -363,46 +496,105 @@ def reconstruct(
     Raises:
         ValueError: the fields at ``layer`` are missing.
     """
+    a_hw, b_hw = state.size("a", "original"), state.size("b", "original")
+    if state.field_ab is not None and state.field_ba is not None:
+        ap = patch_vote(state.bp, state.field_ab, vote_patch).clamp(0, 1)
+        b = patch_vote(state.a, state.field_ba, vote_patch).clamp(0, 1)
+        flow_ab = state.field_ab - pixel_grid(*a_hw, device=state.a.device)
+        flow_ba = state.field_ba - pixel_grid(*b_hw, device=state.a.device)
+        return ap, b, flow_ab, flow_ba
     nnf_ab = _require(state.nnf_ab, layer, "φ_a→b", "the NNF search")
     nnf_ba = _require(state.nnf_ba, layer, "φ_b→a", "the NNF search")
-    a_hw, b_hw = state.size("a", "original"), state.size("b", "original")
     a_l, b_l = state.size("a", layer), state.size("b", layer)
     ab = upsample_nnf(nnf_ab, a_hw, b_l, b_hw)
     ba = upsample_nnf(nnf_ba, b_hw, a_l, a_hw)
-    ap = patch_vote(state.bp, ab, patch_size).clamp(0, 1)
-    b = patch_vote(state.a, ba, patch_size).clamp(0, 1)
+    ap = patch_vote(state.bp, ab, vote_patch).clamp(0, 1)
+    b = patch_vote(state.a, ba, vote_patch).clamp(0, 1)
     flow_ab = nnf_to_flow(nnf_ab, a_hw, b_l, b_hw)
     flow_ba = nnf_to_flow(nnf_ba, b_hw, a_l, a_hw)
     return ap, b, flow_ab, flow_ba
 
 
-def total_work(cfg: AnalogyConfig) -> int:
-    """Progress units of a full run: 2 per PatchMatch iteration and L-BFGS step per layer,
-    plus one for the features and one for the vote."""
-    return len(LAYERS) * 2 * cfg.pm_iters + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + 2
+WLS_UNITS = 50
+"""Progress units of one WLS refinement in ``total_work`` (its solver converges in 10–50
+iterations; the bar advances by the fraction of ``max_iters`` done, the rest at the end)."""
 
 
-class _Tracker:
-    def __init__(self, total: int, progress: ProgressFn | None, device: torch.device) -> None:
-        self.done, self.total, self.stage = 0, total, ""
-        self.callback, self.device = progress, device
+def finish_photo(
+    state: AnalogyState,
+    ap: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    progress: ProgressFn | None = None,
+    check_interrupt: InterruptFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' photo mode after the vote: A's structure with A''s colours.
+
+    A' = A + WLS(A' − A | A) and B = B' + WLS(B − B' | B'): the edge-aware smoothed colour
+    change is added to the structure image, so none of the other image's patch structure
+    survives (``refine.wls_refine``).
+
+    Args:
+        state: the state the vote came from (for A and B').
+        ap: (N, 3, H_A, W_A) voted A'.
+        b: (N, 3, H_B', W_B') voted B.
+        progress: ``progress(done, total, stage)``, ``2 · WLS_UNITS`` units, stage
+            ``"wls refinement"``.
+        check_interrupt: called before every solver iteration.
+
+    Returns:
+        ``(ap, b)`` refined, in 0..1.
+    """
+    tracker = ProgressTracker(progress, 2 * WLS_UNITS, "wls refinement")
+    ap = wls_refine(ap, state.a, check_interrupt=check_interrupt, progress=tracker.share(WLS_UNITS))
+    b = wls_refine(b, state.bp, check_interrupt=check_interrupt, progress=tracker.share(WLS_UNITS))
+    tracker.finish()
+    return ap, b
+
+
+def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
+    """Progress units of a full run (``run_analogy``'s ``total``).
+
+    One unit per PatchMatch iteration, direction, layer and image pair, one per L-BFGS
+    iteration, direction and deconvolved layer, one per offset scored by the pixel
+    refinement in each direction (when ``cfg.pixel_refine``), ``WLS_UNITS`` for each WLS
+    refinement of A' and B (when ``cfg.wls_refine``), plus one for the features and one
+    for the vote.
+
+    Args:
+        cfg: the settings.
+        batch: number of image pairs.
+
+    Example:
+        >>> total_work(AnalogyConfig(pm_iters=1, lbfgs_iters=1))
+        20
+    """
+    pixel = 2 * refine_work(REFINE_RADII) if cfg.pixel_refine else 0
+    wls = 2 * WLS_UNITS if cfg.wls_refine else 0
+    return len(LAYERS) * 2 * cfg.pm_iters * batch + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + pixel + wls + 2
+
+
+class _Stages:
+    """Progress and per-stage timings of one ``run_analogy`` call."""
+
+    def __init__(self, tracker: ProgressTracker, device: torch.device) -> None:
+        self.tracker, self.device = tracker, device
         self.timings: dict[str, float] = {}
 
-    def step(self, n: int) -> None:
-        self.done += n
-        if self.callback is not None:
-            self.callback(min(self.done, self.total), self.total, self.stage)
-
     @contextmanager
-    def stage_of(self, name: str) -> Iterator[None]:
-        self.stage = name
-        if self.callback is not None:
-            self.callback(self.done, self.total, name)
+    def stage(self, name: str) -> Iterator[None]:
+        self.tracker.begin(name)
         t0 = time.perf_counter()
         yield
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _batch(a: torch.Tensor, bp: torch.Tensor) -> int:
+    check_shape(a, "N 3 H W", "A")
+    check_shape(bp, "N 3 H W", "B'")
+    return max(int(a.shape[0]), int(bp.shape[0]))
 
 
 def run_analogy(
@@ -416,7 +608,8 @@ def run_analogy(
     check_interrupt: InterruptFn | None = None,
 ) -> AnalogyResult:
     """The whole analogy: features, then for relu5_1 … relu1_1 search, deconvolve, fuse,
-    and finally the pixel vote.
+    then (``cfg.pixel_refine``) the pixel-level refinement of both fields, the pixel vote,
+    and (``cfg.wls_refine``) the photo mode's WLS refinement.
 
     Args:
         vgg: loaded network (its device and dtype are used).
@@ -424,9 +617,13 @@ def run_analogy(
         bp: (N or 1, 3, H', W') RGB 0..1; the appearance of A' comes from it.
         cfg: settings (see ``AnalogyConfig``).
         seed: seed of the random search; the same seed gives the same fields.
-        progress: ``progress(done, total, stage)`` in work units (``total_work(cfg)``).
-        check_interrupt: called often (each PatchMatch step and L-BFGS evaluation); raise
-            from it to cancel.
+        progress: ``progress(done, total, stage)`` in work units, ``total =
+            total_work(cfg, N)``; stages ``"features"``, ``"nnf <layer>"``,
+            ``"deconv <layer>"``, ``"fusion <layer>"``, ``"pixel refinement"``, ``"vote"``,
+            ``"wls refinement"`` (see
+            ``analogy_core.progress``).
+        check_interrupt: called before every PatchMatch propagation step and L-BFGS
+            evaluation; raise from it to cancel.
 
     Returns:
         The ``AnalogyResult``.
@@ -435,27 +632,38 @@ def run_analogy(
         ValueError/TypeError: invalid inputs, with the problem and the fix in the message.
     """
     param = next(vgg.parameters())
-    tracker = _Tracker(total_work(cfg), progress, param.device)
-    with tracker.stage_of("features"):
+    batch = _batch(a, bp)
+    tracker = ProgressTracker(progress, total_work(cfg, batch))
+    stages = _Stages(tracker, param.device)
+    with stages.stage("features"):
         state = prepare(vgg, a, bp, cfg)
-        tracker.step(1)
+        tracker.advance(1)
     for i, layer in enumerate(LAYERS):
         if i > 0:
-            with tracker.stage_of(f"fusion {layer}"):
+            with stages.stage(f"fusion {layer}"):
                 state = fuse_layer(state, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)
-        with tracker.stage_of(f"nnf {layer}"):
+        with stages.stage(f"nnf {layer}"):
             state = search_layer(
-                state, layer, patch_size=cfg.patch_sizes[i], iters=cfg.pm_iters, radius=cfg.search_radii[i],
-                seed=seed, jumps=cfg.pm_jumps, progress=tracker.step, check_interrupt=check_interrupt,
+                state, layer, patch_size=cfg.patch_sizes[i], pm_iters=cfg.pm_iters,
+                search_radius=cfg.search_radii[i], seed=seed, pm_jumps=cfg.pm_jumps,
+                progress=tracker.share(2 * batch * cfg.pm_iters), check_interrupt=check_interrupt,
             )
         if i + 1 < len(LAYERS):
-            with tracker.stage_of(f"deconv {layer}"):
+            with stages.stage(f"deconv {layer}"):
                 state = deconvolve_layer(
-                    vgg, state, layer, patch_size=cfg.patch_sizes[i], iters=cfg.lbfgs_iters,
-                    history=cfg.lbfgs_history, mode=cfg.deconv, progress=tracker.step,
+                    vgg, state, layer, patch_size=cfg.patch_sizes[i], lbfgs_iters=cfg.lbfgs_iters,
+                    lbfgs_history=cfg.lbfgs_history, deconv=cfg.deconv, progress=tracker.share(2 * cfg.lbfgs_iters),
                     check_interrupt=check_interrupt,
                 )
-    with tracker.stage_of("vote"):
-        ap, b, flow_ab, flow_ba = reconstruct(state, patch_size=cfg.vote_patch)
-        tracker.step(1)
-    return AnalogyResult(ap=ap, b=b, flow_ab=flow_ab, flow_ba=flow_ba, state=state, timings=tracker.timings)
+    if cfg.pixel_refine:
+        with stages.stage("pixel refinement"):
+            state = refine_pixels(
+                state, progress=tracker.share(2 * refine_work(REFINE_RADII)), check_interrupt=check_interrupt
+            )
+    with stages.stage("vote"):
+        ap, b, flow_ab, flow_ba = reconstruct(state, vote_patch=cfg.vote_patch)
+        tracker.advance(1)
+    if cfg.wls_refine:
+        with stages.stage("wls refinement"):
+            ap, b = finish_photo(state, ap, b, progress=tracker.share(2 * WLS_UNITS), check_interrupt=check_interrupt)
+    return AnalogyResult(ap=ap, b=b, flow_ab=flow_ab, flow_ba=flow_ba, state=state, timings=stages.timings)

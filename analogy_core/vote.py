@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._check import check_shape
+from .image import sample_bilinear
 
 
 def patch_vote(source: torch.Tensor, nnf: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -12,11 +13,15 @@ def patch_vote(source: torch.Tensor, nnf: torch.Tensor, patch_size: int) -> torc
 
     Output pixel p is the mean over x ∈ N(p) of ``source(φ(x) + p − x)``: every patch the
     field places over p votes with the value it carries there. Votes that fall outside
-    either grid are skipped (partial patches at borders).
+    either grid are skipped (partial patches at borders). An integer field picks whole
+    pixels; a continuous (floating-point) field, such as the pixel refinement's, samples
+    ``source`` bilinearly, and a vote counts as inside when it lies within half a pixel
+    of the target grid.
 
     Args:
         source: (N, C, Ht, Wt) map on the target grid (e.g. B' pixels or features).
-        nnf: (N, Hs, Ws, 2) int64 field from the output grid into ``source``'s grid.
+        nnf: (N, Hs, Ws, 2) int64 field from the output grid into ``source``'s grid, or a
+            float field of continuous (x, y) coordinates.
         patch_size: odd patch width; 1 is a plain warp.
 
     Returns:
@@ -37,6 +42,8 @@ def patch_vote(source: torch.Tensor, nnf: torch.Tensor, patch_size: int) -> torc
         raise ValueError(f"source has batch {source.shape[0]} but nnf has batch {nnf.shape[0]}")
     if patch_size < 1 or patch_size % 2 == 0:
         raise ValueError(f"patch_size must be odd and >= 1, got {patch_size}")
+    if nnf.is_floating_point():
+        return _patch_vote_bilinear(source, nnf, patch_size // 2)
     n, c, ht, wt = source.shape
     hs, ws = nnf.shape[1:3]
     r = patch_size // 2
@@ -59,12 +66,32 @@ def patch_vote(source: torch.Tensor, nnf: torch.Tensor, patch_size: int) -> torc
     return (out / count.clamp_min(1.0)).reshape(n, c, hs, ws)
 
 
+def _patch_vote_bilinear(source: torch.Tensor, field: torch.Tensor, r: int) -> torch.Tensor:
+    n, c, ht, wt = source.shape
+    hs, ws = field.shape[1:3]
+    field = field.to(source.dtype)
+    # NaN marks neighbours outside the source grid; they fail the inside test below
+    padded = torch.nn.functional.pad(field.permute(0, 3, 1, 2), (r, r, r, r), value=float("nan"))
+    out = torch.zeros(n, c, hs, ws, device=source.device, dtype=source.dtype)
+    count = torch.zeros(n, 1, hs, ws, device=source.device, dtype=source.dtype)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            t = padded[:, :, r - dy : r - dy + hs, r - dx : r - dx + ws].permute(0, 2, 3, 1)
+            t = t + torch.tensor((dx, dy), device=source.device, dtype=source.dtype)
+            ok = (t[..., 0] >= -0.5) & (t[..., 0] <= wt - 0.5) & (t[..., 1] >= -0.5) & (t[..., 1] <= ht - 0.5)
+            okf = ok.unsqueeze(1).to(source.dtype)
+            out += sample_bilinear(source, torch.nan_to_num(t)) * okf
+            count += okf
+    return out / count.clamp_min(1.0)
+
+
 def warp(source: torch.Tensor, nnf: torch.Tensor) -> torch.Tensor:
     """Pull ``source`` through the field: ``out(p) = source(φ(p))``.
 
     Args:
         source: (N, C, Ht, Wt) map on the target grid.
-        nnf: (N, Hs, Ws, 2) int64 field.
+        nnf: (N, Hs, Ws, 2) int64 field (whole pixels) or continuous float field
+            (bilinear samples).
 
     Returns:
         (N, C, Hs, Ws).

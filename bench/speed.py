@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import resource
 import subprocess
 import sys
 import time
@@ -45,18 +44,14 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from analogy_core import get_preset, load_vgg19, run_analogy
-    from analogy_core.__main__ import load_image, resolve_device
+    from analogy_core import load_vgg19, run_analogy
+    from analogy_core.cli import config_from_args
+    from analogy_core.io import load_image, peak_memory_bytes, resolve_device
 
     w, h = _parse_size(args.one)
     device = resolve_device(args.device)
-    cfg = get_preset(args.preset)
     # lift the size limits so the network sees exactly the requested size
-    cfg = dataclasses.replace(cfg, min_side=min(16, w, h), max_side=max(w, h), max_area=w * h)
-    if args.pm_iters is not None:
-        cfg = dataclasses.replace(cfg, pm_iters=args.pm_iters)
-    if args.lbfgs_iters is not None:
-        cfg = dataclasses.replace(cfg, lbfgs_iters=args.lbfgs_iters)
+    cfg = config_from_args(args, min_side=min(16, w, h), max_side=max(w, h), max_area=w * h)
     a = F.interpolate(load_image(args.a), size=(h, w), mode="bilinear", antialias=True).clamp(0, 1).to(device)
     bp = F.interpolate(load_image(args.bp), size=(h, w), mode="bilinear", antialias=True).clamp(0, 1).to(device)
     vgg = load_vgg19(device=device)
@@ -71,9 +66,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
 
     def peak_now() -> int:
-        if device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(device))
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return peak_memory_bytes(device) or 0
 
     # the running peak at each stage boundary shows which stage set it
     peaks: dict[str, int] = {}
@@ -124,15 +117,15 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from analogy_core.cli import add_config_arguments
+
     p = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--a", default=str(ROOT / "demo" / "a.png"), help="image A (default: demo/a.png)")
     p.add_argument("--bp", default=str(ROOT / "demo" / "bp.png"), help="image B' (default: demo/bp.png)")
     p.add_argument("--sizes", nargs="+", default=["224", "448"], help="sizes, N or WxH (default 224 448)")
-    p.add_argument("--preset", default="photo2style")
+    add_config_arguments(p, ("pm_iters", "lbfgs_iters"))
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--pm-iters", type=int, default=None)
-    p.add_argument("--lbfgs-iters", type=int, default=None)
     p.add_argument("--json", default=None, help="also write all measurements to this file")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -13,6 +13,7 @@ from .fusion import FeatureFusion
 from .helpers import VisualiseNNF, WarpImage, WarpMask, WLSRefine
 from .model import LoadVGG19
 from .nnf import NNFSearch
+from .pixel import PixelRefinement
 from .reconstruct import PatchVoteReconstruction
 
 NODES: list[type[io.ComfyNode]] = [
@@ -22,6 +23,7 @@ NODES: list[type[io.ComfyNode]] = [
     NNFSearch,
     FeatureDeconvolution,
     FeatureFusion,
+    PixelRefinement,
     PatchVoteReconstruction,
     VisualiseNNF,
     WarpImage,
@@ -33,5 +35,5 @@ NODES: list[type[io.ComfyNode]] = [
 
 __all__ = [
     "NODES", "DeepImageAnalogy", "ExtractFeatures", "FeatureDeconvolution", "FeatureFusion", "LoadDemoImage", "LoadVGG19",
-    "NNFSearch", "PatchVoteReconstruction", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
+    "NNFSearch", "PatchVoteReconstruction", "PixelRefinement", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
 ]

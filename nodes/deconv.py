@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from comfy_api.latest import io
 
 from ..analogy_core import LAYERS, AnalogyState, deconvolve_layer
-from ..analogy_core.config import FAST_LBFGS_ITERS
-from ._common import CATEGORY, STATE, VGG, Progress, VGGModel, check_interrupt, compute, odd_error, widget_error
+from ..analogy_core.config import DeconvMode
+from ._run import Progress, check_interrupt, compute
+from ._settings import DEFAULTS, PAPER, by_layer, odd_error, widget_error
+from ._types import CATEGORY, STATE, VGG, VGGModel
 
 
 class FeatureDeconvolution(io.ComfyNode):
@@ -32,29 +36,30 @@ class FeatureDeconvolution(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "iterations",
-                    default=FAST_LBFGS_ITERS,
+                    default=DEFAULTS.lbfgs_iters,
                     min=0,
                     max=1000,
                     step=1,
-                    tooltip="L-BFGS iterations (paper: 100); the default 15 scores within 0.3 dB of 100 on the "
-                    "quality bench. Fewer is faster and blurrier; 0 keeps the warped initial guess.",
+                    tooltip=f"L-BFGS iterations (paper: {PAPER.lbfgs_iters}); the default {DEFAULTS.lbfgs_iters} "
+                    f"scores within 0.3 dB of {PAPER.lbfgs_iters} on the quality bench. Fewer is faster and blurrier; "
+                    "0 keeps the warped initial guess.",
                 ),
                 io.Combo.Input(
                     "mode",
-                    options=["direct", "release"],
-                    default="release",
+                    options=list(get_args(DeconvMode)),
+                    default=DEFAULTS.deconv,
                     tooltip="direct: optimise the layer below through one block (the paper's eq. 3). release: "
                     "optimise two layers below and forward one block, as the authors' released code does "
-                    "(photo2style preset).",
+                    f"({DEFAULTS.deconv} in the default preset).",
                 ),
                 io.Int.Input(
                     "patch_size",
-                    default=3,
+                    default=DEFAULTS.patch_sizes[0],
                     min=1,
                     max=15,
                     step=2,
                     tooltip="Patch width for voting the warped features (odd); use the NNF Search's patch size at "
-                    "this layer (3 at relu5_1–relu3_1, 5 at relu2_1).",
+                    f"this layer ({by_layer(DEFAULTS.patch_sizes[:-1])}).",
                 ),
             ],
             outputs=[
@@ -73,12 +78,11 @@ class FeatureDeconvolution(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, vgg: VGGModel, state: AnalogyState, layer: str, iterations: int, mode: str, patch_size: int
+        cls, vgg: VGGModel, state: AnalogyState, layer: str, iterations: int, mode: DeconvMode, patch_size: int
     ) -> io.NodeOutput:
-        progress = Progress(2 * iterations)
         with compute(vgg):
             state = deconvolve_layer(
-                vgg.net, state, layer, patch_size=patch_size, iters=iterations, mode=mode,
-                progress=progress.step, check_interrupt=check_interrupt,
+                vgg.net, state, layer, patch_size=patch_size, lbfgs_iters=iterations, deconv=mode,
+                progress=Progress(), check_interrupt=check_interrupt,
             )
         return io.NodeOutput(state)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from comfy_api.latest import io, ui
 
-from ..analogy_core.__main__ import load_image
-from ._common import CATEGORY, image_from_core
+from ..analogy_core.io import load_image
+from ._layout import image_from_core
+from ._types import CATEGORY
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 DEMO_IMAGES: dict[str, str] = {

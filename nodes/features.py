@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io
 
-from ..analogy_core import AnalogyConfig, prepare
-from ._common import CATEGORY, STATE, VGGModel, analogy_inputs, build_config, compute, image_to_core, widget_error
-
-_DEFAULTS = AnalogyConfig()
+from ..analogy_core import prepare, resolve_config
+from ._layout import image_to_core
+from ._run import compute
+from ._settings import DEFAULTS, PAPER, check_settings
+from ._types import CATEGORY, STATE, VGGModel, analogy_inputs
 
 
 class ExtractFeatures(io.ComfyNode):
@@ -26,7 +28,7 @@ class ExtractFeatures(io.ComfyNode):
                 *analogy_inputs(),
                 io.Float.Input(
                     "ratio",
-                    default=_DEFAULTS.ratio,
+                    default=DEFAULTS.ratio,
                     min=0.1,
                     max=1.0,
                     step=0.05,
@@ -35,29 +37,29 @@ class ExtractFeatures(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "min_side",
-                    default=_DEFAULTS.min_side,
+                    default=DEFAULTS.min_side,
                     min=16,
                     max=4096,
                     step=1,
-                    tooltip="Smallest allowed side of the working image in px (paper: 200); smaller images are "
-                    "enlarged to it.",
+                    tooltip=f"Smallest allowed side of the working image in px (paper: {PAPER.min_side}); smaller "
+                    "images are enlarged to it.",
                 ),
                 io.Int.Input(
                     "max_side",
-                    default=_DEFAULTS.max_side,
+                    default=DEFAULTS.max_side,
                     min=16,
                     max=4096,
                     step=1,
-                    tooltip="Largest allowed side of the working image in px (paper: 700); larger images are "
-                    "shrunk. Memory and time grow with the square.",
+                    tooltip=f"Largest allowed side of the working image in px (paper: {PAPER.max_side}); larger "
+                    "images are shrunk. Memory and time grow with the square.",
                 ),
                 io.Int.Input(
                     "max_area",
-                    default=_DEFAULTS.max_area,
+                    default=DEFAULTS.max_area,
                     min=256,
                     max=16_777_216,
                     step=1,
-                    tooltip="Largest allowed area of the working image in px² (paper: 350000).",
+                    tooltip=f"Largest allowed area of the working image in px² (paper: {PAPER.max_area}).",
                 ),
             ],
             outputs=[
@@ -71,20 +73,16 @@ class ExtractFeatures(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, ratio: float, min_side: int, max_side: int, max_area: int) -> bool | str:
-        error = widget_error(cls, ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
-        if error is None:
-            try:
-                build_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
-            except ValueError as e:
-                error = str(e)
-        return error or True
+        sizes = dict(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
+        return check_settings(cls, lambda: resolve_config(**sizes), **sizes)
 
     @classmethod
     def execute(
-        cls, vgg: VGGModel, image_a, image_bp, ratio: float, min_side: int, max_side: int, max_area: int
+        cls, vgg: VGGModel, image_a: torch.Tensor, image_bp: torch.Tensor, ratio: float, min_side: int, max_side: int,
+        max_area: int,
     ) -> io.NodeOutput:
         a, bp = image_to_core(image_a, "image_a"), image_to_core(image_bp, "image_bp")
-        cfg = build_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
+        cfg = resolve_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
         with compute(vgg):
             state = prepare(vgg.net, a, bp, cfg)
         return io.NodeOutput(state)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from comfy_api.latest import io
 
-from ..analogy_core import LAYERS, PRESETS, AnalogyState, fuse_layer
-from ._common import CATEGORY, STATE, compute
+from ..analogy_core import DEFAULT_PRESET, LAYERS, AnalogyState, fuse_layer
+from ..analogy_core.config import MaskMode
+from ._run import compute
+from ._settings import DEFAULTS, PAPER
+from ._types import CATEGORY, STATE
 
-_PHOTO2STYLE = PRESETS["photo2style"]
+
+def _alphas(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{a:g}" for a in values[1:])
 
 
 class FeatureFusion(io.ComfyNode):
@@ -31,36 +38,37 @@ class FeatureFusion(io.ComfyNode):
                 ),
                 io.Float.Input(
                     "alpha",
-                    default=_PHOTO2STYLE.alphas[1],
+                    default=DEFAULTS.alphas[1],
                     min=0.0,
                     max=1.0,
                     step=0.05,
                     tooltip="How much of A's structure to keep at this layer: 1 keeps A, 0 takes B''s appearance. "
-                    "photo2style (level 3): 0.9, 0.8, 0.7, 0.2 for relu4_1…relu1_1; paper: 0.8, 0.7, 0.6, 0.1.",
+                    f"{DEFAULT_PRESET}: {_alphas(DEFAULTS.alphas)} for {LAYERS[1]}…{LAYERS[-1]}; paper: "
+                    f"{_alphas(PAPER.alphas)}.",
                 ),
                 io.Float.Input(
                     "kappa",
-                    default=_PHOTO2STYLE.kappa,
+                    default=DEFAULTS.kappa,
                     min=1.0,
                     max=10000.0,
                     step=1.0,
-                    tooltip="Steepness of the sigmoid mask (paper: 300); ignored by the step mask.",
+                    tooltip=f"Steepness of the sigmoid mask (paper: {PAPER.kappa:g}); ignored by the step mask.",
                 ),
                 io.Float.Input(
                     "tau",
-                    default=_PHOTO2STYLE.tau,
+                    default=DEFAULTS.tau,
                     min=0.0,
                     max=1.0,
                     step=0.01,
-                    tooltip="Threshold on the normalised squared feature magnitude (paper: 0.05); lower keeps A's "
-                    "structure in more places.",
+                    tooltip=f"Threshold on the normalised squared feature magnitude (paper: {PAPER.tau:g}); lower "
+                    "keeps A's structure in more places.",
                 ),
                 io.Combo.Input(
                     "mask",
-                    options=["sigmoid", "step"],
-                    default=_PHOTO2STYLE.mask,
+                    options=list(get_args(MaskMode)),
+                    default=DEFAULTS.mask,
                     tooltip="sigmoid: the paper's soft mask. step: the authors' release's hard threshold at tau "
-                    "(photo2style preset).",
+                    f"({DEFAULTS.mask} in the default preset).",
                 ),
             ],
             outputs=[
@@ -74,7 +82,7 @@ class FeatureFusion(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, state: AnalogyState, layer: str, alpha: float, kappa: float, tau: float, mask: str
+        cls, state: AnalogyState, layer: str, alpha: float, kappa: float, tau: float, mask: MaskMode
     ) -> io.NodeOutput:
         with compute(state=state):
             state = fuse_layer(state, layer, alpha=alpha, kappa=kappa, tau=tau, mask=mask)

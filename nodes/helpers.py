@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import comfy.model_management
+import torch
 from comfy_api.latest import io
 
 from ..analogy_core import FlowField, flow_to_colour, warp_by_field, wls_refine
-from ._common import (
-    CATEGORY,
-    NNF,
-    Progress,
-    check_interrupt,
-    compute,
-    image_from_core,
-    image_to_core,
-    mask_from_core,
-    mask_to_core,
-)
+from ..analogy_core.field import ColourMode, WarpMode
+from ._layout import image_from_core, image_to_core, mask_from_core, mask_to_core
+from ._run import Progress, check_interrupt, compute
+from ._types import CATEGORY, NNF
 
 _WLS_MAX_ITERS = 2000
 _INTERPOLATION_TIP = "bilinear samples between pixels (smooth); nearest copies whole pixels (keeps hard mask edges)."
@@ -61,7 +55,7 @@ class VisualiseNNF(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, nnf: FlowField, mode: str, max_flow: float) -> io.NodeOutput:
+    def execute(cls, nnf: FlowField, mode: ColourMode, max_flow: float) -> io.NodeOutput:
         colours = flow_to_colour(nnf, mode=mode, max_flow=max_flow or None)
         return io.NodeOutput(image_from_core(colours))
 
@@ -92,7 +86,7 @@ class WarpImage(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, nnf: FlowField, interpolation: str) -> io.NodeOutput:
+    def execute(cls, image: torch.Tensor, nnf: FlowField, interpolation: WarpMode) -> io.NodeOutput:
         warped = warp_by_field(image_to_core(image), nnf, mode=interpolation, resize=True)
         return io.NodeOutput(image_from_core(warped))
 
@@ -123,7 +117,7 @@ class WarpMask(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, mask, nnf: FlowField, interpolation: str) -> io.NodeOutput:
+    def execute(cls, mask: torch.Tensor, nnf: FlowField, interpolation: WarpMode) -> io.NodeOutput:
         warped = warp_by_field(mask_to_core(mask), nnf, mode=interpolation, resize=True)
         return io.NodeOutput(mask_from_core(warped))
 
@@ -166,11 +160,10 @@ class WLSRefine(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, a_prime, a, smoothness: float, alpha: float) -> io.NodeOutput:
-        device = comfy.model_management.get_torch_device()
+    def execute(cls, a_prime: torch.Tensor, a: torch.Tensor, smoothness: float, alpha: float) -> io.NodeOutput:
+        device: torch.device = comfy.model_management.get_torch_device()
         ap_core, a_core = image_to_core(a_prime, "a_prime").to(device), image_to_core(a, "a").to(device)
-        progress = Progress(_WLS_MAX_ITERS)
         with compute(device=device):
             refined = wls_refine(ap_core, a_core, lam=smoothness, alpha=alpha, max_iters=_WLS_MAX_ITERS,
-                                 progress=progress.step, check_interrupt=check_interrupt)
+                                 progress=Progress(), check_interrupt=check_interrupt)
         return io.NodeOutput(image_from_core(refined))

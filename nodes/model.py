@@ -5,17 +5,9 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..analogy_core import load_vgg19
-from ._common import (
-    CATEGORY,
-    OFFLINE_WEIGHTS,
-    PRECISIONS,
-    VGG,
-    VGGModel,
-    check_precision,
-    resolve_device,
-    vgg_weight_options,
-    vgg_weight_path,
-)
+from ._run import check_precision, resolve_device
+from ._types import CATEGORY, PRECISIONS, VGG, VGGModel
+from ._weights import OFFLINE_WEIGHTS, vgg_weight_options, vgg_weight_path
 
 
 class LoadVGG19(io.ComfyNode):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..analogy_core import LAYERS, AnalogyState, search_layer
-from ..analogy_core.config import FAST_PM_ITERS
-from ._common import CATEGORY, STATE, Progress, check_interrupt, compute, odd_error, widget_error
+from ._run import Progress, check_interrupt, compute
 from ._seed import seed_input
+from ._settings import DEFAULTS, PAPER, by_layer, odd_error, widget_error
+from ._types import CATEGORY, STATE
 
 RADIUS_MAX = 64
 
@@ -38,21 +39,20 @@ class NNFSearch(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "patch_size",
-                    default=3,
+                    default=DEFAULTS.patch_sizes[0],
                     min=1,
                     max=15,
                     step=2,
-                    tooltip="Patch width in feature pixels (odd). Paper: 3 at relu5_1–relu3_1, 5 at relu2_1 and "
-                    "relu1_1.",
+                    tooltip=f"Patch width in feature pixels (odd). Paper: {by_layer(PAPER.patch_sizes)}.",
                 ),
                 io.Int.Input(
                     "iterations",
-                    default=FAST_PM_ITERS,
+                    default=DEFAULTS.pm_iters,
                     min=0,
                     max=100,
                     step=1,
-                    tooltip="PatchMatch iterations per direction (paper: 10); the default 4 scores within 0.3 dB of "
-                    "10 on the quality bench.",
+                    tooltip=f"PatchMatch iterations per direction (paper: {PAPER.pm_iters}); the default "
+                    f"{DEFAULTS.pm_iters} scores within 0.3 dB of {PAPER.pm_iters} on the quality bench.",
                 ),
                 io.Int.Input(
                     "search_radius",
@@ -61,7 +61,8 @@ class NNFSearch(io.ComfyNode):
                     max=RADIUS_MAX,
                     step=1,
                     tooltip="Random-search radius around the upsampled field, in this layer's pixels. 0 searches the "
-                    "whole image and is only allowed at relu5_1. Paper: 0 (global) at relu5_1, then 6, 6, 4, 4.",
+                    f"whole image and is only allowed at {LAYERS[0]}. Paper: 0 (global) at {LAYERS[0]}, then "
+                    f"{', '.join(str(r) for r in PAPER.search_radii[1:])}.",
                 ),
                 seed_input(
                     "Seed of the random search. Use the same seed on every layer to repeat the one-node Deep Image "
@@ -85,8 +86,8 @@ class NNFSearch(io.ComfyNode):
         if error is None and search_radius == 0 and layer not in (None, LAYERS[0]):
             error = (
                 f"search_radius 0 (global search) is only allowed at {LAYERS[0]}; at {layer} the search refines the "
-                f"upsampled field of the layer above, so use a radius such as 6 (relu4_1, relu3_1) or 4 (relu2_1, "
-                "relu1_1)"
+                f"upsampled field of the layer above, so use a radius such as {PAPER.search_radii[LAYERS.index(layer)]} "
+                "(the paper's there)"
             )
         return error or True
 
@@ -94,10 +95,9 @@ class NNFSearch(io.ComfyNode):
     def execute(
         cls, state: AnalogyState, layer: str, patch_size: int, iterations: int, search_radius: int, seed: int
     ) -> io.NodeOutput:
-        progress = Progress(2 * iterations)
         with compute(state=state):
             state = search_layer(
-                state, layer, patch_size=patch_size, iters=iterations, radius=search_radius or None, seed=seed,
-                progress=progress.step, check_interrupt=check_interrupt,
+                state, layer, patch_size=patch_size, pm_iters=iterations, search_radius=search_radius or None,
+                seed=seed, progress=Progress(), check_interrupt=check_interrupt,
             )
         return io.NodeOutput(state)

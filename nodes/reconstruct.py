@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..analogy_core import PRESETS, AnalogyState, reconstruct
-from ._common import CATEGORY, NNF, STATE, compute, field_from_core, image_from_core, odd_error, widget_error
+from ..analogy_core import AnalogyState, reconstruct
+from ._layout import field_from_core, image_from_core
+from ._run import compute
+from ._settings import DEFAULTS, PAPER, odd_error, widget_error
+from ._types import CATEGORY, STATE, analogy_outputs
 
 
 class PatchVoteReconstruction(io.ComfyNode):
@@ -17,28 +20,23 @@ class PatchVoteReconstruction(io.ComfyNode):
             category=f"{CATEGORY}/steps",
             description=(
                 "Carries the relu1_1 fields to the input resolution and builds A' from B''s pixels (and B from A's) "
-                "by averaging overlapping patches (Liao et al. 2017, §4.5 Output). Last of the step nodes."
+                "by averaging overlapping patches (Liao et al. 2017, §4.5 Output); after Pixel Refinement it votes "
+                "through the refined fields. Last of the step nodes."
             ),
             inputs=[
-                STATE.Input("state", tooltip="From NNF Search at relu1_1."),
+                STATE.Input("state", tooltip="From Pixel Refinement, or from NNF Search at relu1_1 to vote through the "
+                            "unrefined fields."),
                 io.Int.Input(
                     "patch_size",
-                    default=PRESETS["photo2style"].vote_patch,
+                    default=DEFAULTS.vote_patch,
                     min=1,
                     max=15,
                     step=2,
-                    tooltip="Width of the voting patches in pixels (odd): 3 as in the authors' release (sharper), "
-                    "5 as in the paper (smoother).",
+                    tooltip=f"Width of the voting patches in pixels (odd): {DEFAULTS.vote_patch} as in the authors' "
+                    f"release (sharper), {PAPER.vote_patch} as in the paper (smoother).",
                 ),
             ],
-            outputs=[
-                io.Image.Output("a_prime", display_name="a_prime", tooltip="A': A's structure with B''s appearance, "
-                                "at A's size."),
-                io.Image.Output("b", display_name="b", tooltip="B: B''s structure with A's appearance, at B''s size."),
-                NNF.Output("nnf_ab", display_name="nnf_ab", tooltip="Field from A into B' (for Visualise NNF, Warp "
-                           "Image/Mask)."),
-                NNF.Output("nnf_ba", display_name="nnf_ba", tooltip="Field from B' into A."),
-            ],
+            outputs=analogy_outputs(),
         )
 
     @classmethod
@@ -48,7 +46,7 @@ class PatchVoteReconstruction(io.ComfyNode):
     @classmethod
     def execute(cls, state: AnalogyState, patch_size: int) -> io.NodeOutput:
         with compute(state=state):
-            ap, b, flow_ab, flow_ba = reconstruct(state, patch_size=patch_size)
+            ap, b, flow_ab, flow_ba = reconstruct(state, vote_patch=patch_size)
         return io.NodeOutput(
             image_from_core(ap),
             image_from_core(b),

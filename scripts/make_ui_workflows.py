@@ -82,7 +82,7 @@ LAYOUTS: dict[str, list[list[str | tuple[str, ...] | None]]] = {
     STEP_BY_STEP: [
         ["1", "11", "12", "13", "14", "15", "16"],
         ["2", "17", "18", "19", "20", "21", "22"],
-        [("3", "10"), "23", "30", "31", "32", "note", None],
+        [("3", "10"), "23", "24", "30", "31", "32", "note"],
     ],
 }
 GROUPS: dict[str, list[tuple[str, list[str]]]] = {
@@ -91,7 +91,7 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ("relu4_1: match, deconvolve to relu3_1, fuse", ["14", "15", "16"]),
         ("relu3_1: match, deconvolve to relu2_1, fuse", ["17", "18", "19"]),
         ("relu2_1: match, deconvolve to relu1_1, fuse", ["20", "21", "22"]),
-        ("relu1_1: match, vote the pixels, save", ["23", "30", "31", "32"]),
+        ("relu1_1: match, refine to sub-pixel, vote the pixels, save", ["23", "24", "30", "31", "32"]),
     ],
 }
 DEMO_NOTE = (
@@ -110,8 +110,9 @@ NOTES: dict[str, str] = {
         "## Deep Image Analogy, step by step\n\n"
         "The same algorithm as the one-node graph, one node per stage, coarse to fine: at each VGG layer "
         "NNF Search matches A and B' both ways, Feature Deconvolution carries the match one layer down, "
-        "Feature Fusion mixes A's structure with B''s warped features. Patch-Vote Reconstruction turns the "
-        "relu1_1 fields into pixels.\n\n"
+        "Feature Fusion mixes A's structure with B''s warped features. Pixel Refinement corrects the relu1_1 "
+        "fields to sub-pixel precision on the images themselves, and Patch-Vote Reconstruction turns them into "
+        "pixels.\n\n"
         "With the same settings and seed on every layer it gives exactly the one-node result. "
         f"{DEMO_NOTE}"
     ),
@@ -339,8 +340,7 @@ def load_object_info(url: str | None, path: str | None) -> dict:
     if url:
         with urllib.request.urlopen(url.rstrip("/") + "/object_info", timeout=60) as resp:
             return json.loads(resp.read())
-    sys.path.insert(0, str(REPO / "tests" / "comfyui"))
-    from _server import ComfyInstall, ComfyServer  # the test harness, standard library only
+    from comfy_harness import ComfyInstall, ComfyServer  # scripts/comfy_harness, standard library only
 
     install = ComfyInstall.default()
     missing = install.missing()

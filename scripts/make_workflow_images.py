@@ -31,12 +31,10 @@ import time
 import uuid
 from pathlib import Path
 
+from comfy_harness import Chromium, ComfyInstall, ComfyPage, ComfyServer, find_chromium  # scripts/comfy_harness
 from PIL import Image, ImageDraw, ImageFont
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "comfyui"))
-from _browser import Chromium, ComfyPage, find_chromium  # noqa: E402  (the test harness, stdlib only)
-from _server import ComfyInstall, ComfyServer  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
 from make_ui_workflows import FIELDS, ONE_NODE, STEP_BY_STEP, WLS  # noqa: E402  (the template names)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from PIL import Image
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file from anywhere: find analogy_core
+
+from analogy_core.image import contact_sheet  # noqa: E402
+from analogy_core.io import load_image, save_image  # noqa: E402
 
 
 def main(paths: list[str], out: str, height: int = 300) -> None:
-    ims = [Image.open(p).convert("RGB") for p in paths]
-    ims = [im.resize((round(im.width * height / im.height), height), Image.Resampling.LANCZOS) for im in ims]
-    sheet = Image.new("RGB", (sum(im.width for im in ims) + 8 * (len(ims) - 1), height), "white")
-    x = 0
-    for im in ims:
-        sheet.paste(im, (x, 0))
-        x += im.width + 8
-    sheet.save(out)
+    """Write ``paths`` side by side to ``out``, each resized to ``height`` px, with 8 px white gaps."""
+    save_image(contact_sheet([load_image(p) for p in paths], gap=8, height=height), out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up (first run only) .venv and a real ComfyUI in .comfyui/, then run every test:
-# core, nodes and the real-ComfyUI tests. Extra arguments go to pytest
+# Set up (first run only) .venv and a real ComfyUI in .comfyui/, then run ruff, mypy --strict
+# over the core and the nodes, and every test: core (with its docstring examples), nodes,
+# benchmarks and the real-ComfyUI tests. Extra arguments go to pytest
 # (e.g. `bash scripts/test.sh -m "not slow"` skips the ComfyUI server tests).
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,7 +9,7 @@ bash "$REPO_ROOT/scripts/setup.sh"
 bash "$REPO_ROOT/scripts/setup_comfyui.sh"
 cd "$REPO_ROOT"
 .venv/bin/ruff check .
-.venv/bin/mypy
+bash scripts/typecheck.sh
 set +e
 PYTHONPATH="$REPO_ROOT" .venv/bin/python -m pytest -ra "$@"
 rc=$?

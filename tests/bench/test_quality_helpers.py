@@ -1,4 +1,4 @@
-"""Checks of the known-answer machinery of bench/quality.py (no VGG, milliseconds each)."""
+"""Checks of the known-answer machinery of bench/quality/ (no VGG, milliseconds each)."""
 
 from __future__ import annotations
 
@@ -8,30 +8,12 @@ import zipfile
 import pytest
 import torch
 
+from analogy_core.image import pixel_grid, sample_bilinear
 from bench._photos import PhotoError, extract_photos, skimage_photos
-from bench.quality import (
-    AffineWarp,
-    ShiftWarp,
-    build_cases,
-    colour_transfer,
-    end_point_error,
-    hue_rotate,
-    inside,
-    lab_to_rgb,
-    make_case,
-    margin_for,
-    markdown_table,
-    mean_row,
-    mix_gamma,
-    pixel_grid,
-    posterise,
-    psnr,
-    rgb_to_lab,
-    sample_bilinear,
-    score,
-    standard_warps,
-    texture_mask,
-)
+from bench.quality.appearance import colour_transfer, hue_rotate, lab_to_rgb, mix_gamma, posterise, rgb_to_lab
+from bench.quality.cases import build_cases, inside, make_case, margin_for, texture_mask
+from bench.quality.metrics import end_point_error, markdown_table, mean_row, psnr, score
+from bench.quality.warps import AffineWarp, ShiftWarp, standard_warps
 
 
 def _photo(h: int = 80, w: int = 100, seed: int = 0) -> torch.Tensor:
@@ -45,7 +27,7 @@ def _photo(h: int = 80, w: int = 100, seed: int = 0) -> torch.Tensor:
 def _pull(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """image(p + flow(p)), bilinear."""
     h, w = flow.shape[:2]
-    return sample_bilinear(image, pixel_grid(h, w) + flow)
+    return sample_bilinear(image, pixel_grid(h, w, dtype=torch.float64) + flow)
 
 
 def test_shift_case_flows_land_on_the_right_pixels() -> None:
@@ -94,7 +76,7 @@ def test_psnr_identical_is_inf_and_known_value() -> None:
 @pytest.mark.parametrize("warp_index", [0, 1, 2])
 def test_inverse_warps_compose_to_identity(warp_index: int) -> None:
     warp = standard_warps(96, seed=3)[warp_index]
-    q = pixel_grid(96, 96) + 0.37  # off-grid points too
+    q = pixel_grid(96, 96, dtype=torch.float64) + 0.37  # off-grid points too
     assert torch.allclose(warp.inverse(warp.forward(q)), q, atol=1e-6)
     assert torch.allclose(warp.forward(warp.inverse(q)), q, atol=1e-6)
 
@@ -102,7 +84,7 @@ def test_inverse_warps_compose_to_identity(warp_index: int) -> None:
 def test_elastic_warp_is_smooth_bounded_and_seeded() -> None:
     size = 112
     warps_a, warps_b = standard_warps(size, seed=1), standard_warps(size, seed=2)
-    q = pixel_grid(size, size)
+    q = pixel_grid(size, size, dtype=torch.float64)
     d = warps_a[2].forward(q) - q
     assert d.norm(dim=-1).max() == pytest.approx(5 * size / 224)
     assert (d[1:] - d[:-1]).abs().max() < 0.5  # smooth: well below 1 px per px
@@ -116,16 +98,34 @@ def test_affine_matches_rotation_and_scale() -> None:
 
 
 def test_cases_fit_inside_the_margin_and_are_named() -> None:
-    cases = build_cases([("pic", _photo(90, 120))], 64)
+    cases = build_cases([("pic", _photo(90, 120))], 64, extra=False)
     assert len(cases) == 9
-    assert {c.name for c in cases} >= {"pic/shift+mix_gamma", "pic/affine+posterise", "pic/elastic+hue120"}
-    assert [c.name for c in build_cases([("pic", _photo(90, 120))], 64, select=["elastic+post"])] == [
-        "pic/elastic+posterise"
+    assert {c.name for c in cases} >= {"pic/shift+mix_gamma@64", "pic/affine+posterise@64", "pic/elastic+hue120@64"}
+    assert [c.name for c in build_cases([("pic", _photo(90, 120))], 64, select=["elastic+post"], extra=False)] == [
+        "pic/elastic+posterise@64"
     ]
     for c in cases:
         assert c.a.shape == c.bp.shape == (1, 3, 64, 64)
         assert 0 < int(c.scored_ab.sum()) < int(c.visible_ab.sum())
         assert c.bp.min() >= 0 and c.bp.max() <= 1
+
+
+def test_overlap_and_zoom_scenes_have_known_coverage_and_sizes() -> None:
+    """overlap: B' shows A moved by 30 % of its side, so about 70 % of A is covered; zoom:
+    B' has another size and shows A shrunk; the true flows invert each other on the
+    covered region."""
+    cases = {c.name: c for c in build_cases([("pic", _photo(150, 200))], 64, select=["overlap+mix", "zoom+mix"])}
+    overlap, zoom = cases["pic/overlap+mix_gamma@64"], cases["pic/zoom+mix_gamma@64"]
+    assert 0.6 < float(overlap.visible_ab.float().mean()) < 0.75
+    assert overlap.bp.shape == (1, 3, 64, 64)
+    assert zoom.bp.shape == (1, 3, 51, 61) and zoom.b_true.shape == zoom.bp.shape
+    assert zoom.flow_ba.shape == (51, 61, 2) and zoom.visible_ba.shape == (51, 61)
+    q = pixel_grid(51, 61, dtype=torch.float64)
+    p = q + zoom.flow_ba  # where B' pixels lie in A
+    back = sample_bilinear(zoom.flow_ab.permute(2, 0, 1)[None], p[None])[0].permute(1, 2, 0)
+    inner = zoom.visible_ba.clone()
+    inner[:3], inner[-3:], inner[:, :3], inner[:, -3:] = False, False, False, False
+    assert torch.allclose((p + back)[inner], q[inner], atol=1e-6)
 
 
 def test_texture_mask_and_inside() -> None:

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 
 _HERE = Path(__file__).resolve().parent
-# Tests import the harness as `from _server import ...`; make that work under
-# any --import-mode, not only pytest's default "prepend".
-if str(_HERE) not in sys.path:
-    sys.path.insert(0, str(_HERE))
+# The harness lives in scripts/comfy_harness (the workflow scripts use it too); tests
+# import it as `from comfy_harness import ...` under any --import-mode.
+_SCRIPTS = str(_HERE.parents[1] / "scripts")
+if _SCRIPTS not in sys.path:
+    sys.path.insert(0, _SCRIPTS)
 
-from _server import ComfyInstall, ComfyServer  # noqa: E402
+from comfy_harness import ComfyInstall, ComfyServer  # noqa: E402
 
 _START_TIMEOUT = float(os.environ.get("DIA_COMFYUI_START_TIMEOUT", "120"))
 

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _server import PACK_NAME, ComfyServer
+from comfy_harness import ComfyServer
+from comfy_harness.server import PACK_NAME
 from PIL import Image
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import uuid
 
 import numpy as np
 import pytest
-from _server import PromptRejected
+from comfy_harness import PromptRejected
 from PIL import Image
 
 COLOR = 0x3A7FC4  # r=0x3A, g=0x7F, b=0xC4

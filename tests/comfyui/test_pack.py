@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _server import PromptRejected
+from comfy_harness import PromptRejected
 from PIL import Image
 
 logger = logging.getLogger(__name__)
@@ -34,20 +34,7 @@ STEP_BY_STEP = "Deep Image Analogy - step by step"
 FIELDS = "Deep Image Analogy - fields, warps and masks"
 WLS = "Deep Image Analogy - WLS refinement"
 PACK_MODULE = "custom_nodes.deep_image_analogy"
-NODE_IDS = (
-    "DeepAnalogy_LoadVGG19",
-    "DeepAnalogy_DeepImageAnalogy",
-    "DeepAnalogy_ExtractFeatures",
-    "DeepAnalogy_NNFSearch",
-    "DeepAnalogy_FeatureDeconvolution",
-    "DeepAnalogy_FeatureFusion",
-    "DeepAnalogy_PatchVoteReconstruction",
-    "DeepAnalogy_VisualiseNNF",
-    "DeepAnalogy_WarpImage",
-    "DeepAnalogy_WarpMask",
-    "DeepAnalogy_WLSRefine",
-    "DeepAnalogy_LoadDemoImage",
-)
+NODE_IDS = tuple(json.loads((REPO / "tests" / "nodes" / "public_api.json").read_text()))
 SIZE = (96, 64)  # (W, H) of the test inputs
 SEED = 0
 PM_ITERS, LBFGS_ITERS, MIN_SIDE = 2, 5, 32
@@ -289,28 +276,30 @@ def test_image_too_small_fails_with_our_message(comfy_server, inputs):
     assert error["exception_message"].startswith("A is 300x8 px: its aspect ratio cannot fit sides in [32, 700]")
 
 
-def test_interrupt_stops_a_long_analogy(comfy_server, inputs):
+def test_interrupt_stops_a_long_analogy(comfy_server, inputs, one_node_output):
+    """/interrupt ends the run inside our node with ComfyUI's "interrupted" status. The loaders
+    are cached by the one-node run before, so only the analogy runs; /interrupt is repeated
+    until the prompt ends, so it lands inside the analogy however the machine is loaded. How
+    soon it stops is counted in work units in tests/nodes; wall-clock figures are in
+    ``python -m bench.latency``."""
     wf = small(load_workflow(ONE_NODE), "interrupt")
-    # full iterations: about a minute of work on this machine if not stopped
+    # full iterations: minutes of work on this machine if not stopped
     patch(wf, "DeepAnalogy_DeepImageAnalogy", pm_iters=10, lbfgs_iters=100, seed=12345)
     prompt_id = comfy_server.queue(wf)
-    deadline = time.monotonic() + 120
-    while prompt_id not in [item[1] for item in comfy_server.get_json("/queue").get("queue_running", [])]:
-        assert time.monotonic() < deadline, "the prompt never started"
-        time.sleep(0.1)
-    time.sleep(3.0)  # past the loaders (cached or about 1 s), well inside the analogy
-    sent = time.monotonic()
-    comfy_server.interrupt()
-    entry = comfy_server.wait(prompt_id, timeout=120, poll=0.05)
-    latency = time.monotonic() - sent
-    logger.info("the analogy stopped %.2f s after /interrupt", latency)
+    entry = None
+    for _ in range(1200):  # a generous smoke bound: 10 minutes
+        entry = comfy_server.history(prompt_id)
+        if entry is not None:
+            break
+        if prompt_id in [item[1] for item in comfy_server.get_json("/queue").get("queue_running", [])]:
+            comfy_server.interrupt()
+        time.sleep(0.5)
+    assert entry is not None, "the analogy did not stop after /interrupt"
     assert comfy_server.status_str(entry) == "error"
     interrupted = [data for name, data in comfy_server.messages(entry) if name == "execution_interrupted"]
     assert interrupted, comfy_server.messages(entry)
     assert interrupted[0]["node_type"] == "DeepAnalogy_DeepImageAnalogy"  # stopped inside our node
     assert comfy_server.execution_error(entry) is None
-    assert latency < 5.0, f"the analogy stopped {latency:.2f} s after /interrupt"
-
 
 
 def _server_rss_bytes(server) -> int:
@@ -321,9 +310,10 @@ def _server_rss_bytes(server) -> int:
     raise AssertionError("VmRSS not found")
 
 
-def test_five_queued_analogies_complete_and_memory_returns(comfy_server, inputs):
-    """Five small analogies queued at once all succeed, and the server's resident memory
-    afterwards is within 100 MB of where it stood after a first (warm-up) run."""
+def test_five_queued_analogies_complete(comfy_server, inputs):
+    """Five small analogies queued at once all succeed. What our code retains between runs is
+    measured exactly, in tensor bytes, in tests/nodes; the server's resident memory (which the
+    allocator and ComfyUI's caches also move) only gets a generous smoke bound here."""
     warm = small(load_workflow(ONE_NODE), "load_warm")
     patch(warm, "DeepAnalogy_DeepImageAnalogy", seed=99)
     run_ok(comfy_server, warm)
@@ -338,4 +328,4 @@ def test_five_queued_analogies_complete_and_memory_returns(comfy_server, inputs)
         assert comfy_server.status_str(entry) == "success", comfy_server.execution_error(entry)
     after = _server_rss_bytes(comfy_server)
     logger.info("server RSS %.0f MB before, %.0f MB after 5 queued analogies", before / 2**20, after / 2**20)
-    assert after - before < 100 * 2**20, f"RSS grew by {(after - before) / 2**20:.0f} MB"
+    assert after - before < 2**30, f"RSS grew by {(after - before) / 2**20:.0f} MB"

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _browser import Chromium, ComfyPage, find_chromium
+from comfy_harness import Chromium, ComfyPage, find_chromium
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analogy_core.__main__ import load_image, main
+from analogy_core.cli import main
+from analogy_core.io import load_image
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--preset", "paper", "--min-side", "32", "--max-side", "96", "--pm-iters", "2", "--lbfgs-iters", "3", "--quiet"]
@@ -92,3 +93,9 @@ def test_cli_subprocess_no_traceback_on_error(tmp_path):
         capture_output=True, text=True, env=env, cwd=tmp_path,
     )
     assert r.returncode == 1 and r.stderr.strip() == "error: nope.png: no such file"
+
+
+def test_cli_invalid_setting_is_one_line(small_pair, tmp_path, capsys):
+    a, bp = small_pair
+    assert main([str(a), str(bp), "--out", str(tmp_path / "o"), *FAST, "--ratio", "1.5"]) == 1
+    assert capsys.readouterr().err.strip() == "error: invalid settings: ratio must lie in (0, 1], got 1.5"

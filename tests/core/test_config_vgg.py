@@ -1,38 +1,73 @@
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from analogy_core import PRESETS, AnalogyConfig, get_preset, limited_size, load_vgg19
+from analogy_core import (
+    DEFAULT_PRESET,
+    PRESETS,
+    AnalogyConfig,
+    describe_preset,
+    get_preset,
+    limited_size,
+    load_vgg19,
+    preset_values,
+    resolve_config,
+    same_settings,
+)
 from analogy_core.config import FAST_LBFGS_ITERS, FAST_PM_ITERS
 from analogy_core.vgg import VGG19
 
 
 def test_presets_hold_the_authors_values():
-    assert PRESETS["paper"].alphas[1:] == (0.8, 0.7, 0.6, 0.1) and PRESETS["paper"].mask == "sigmoid"
-    assert PRESETS["level1"].alphas == (1.0, 0.7, 0.6, 0.5, 0.0)
-    assert PRESETS["level3"].alphas == (1.0, 0.9, 0.8, 0.7, 0.2)
-    assert PRESETS["style2photo"].ratio == 0.5 and PRESETS["style2photo"].alphas == PRESETS["level2"].alphas
-    assert PRESETS["photo2photo"].ratio == 1.0
-    for cfg in PRESETS.values():
+    paper = get_preset("paper")
+    assert paper.alphas[1:] == (0.8, 0.7, 0.6, 0.1) and paper.mask == "sigmoid"
+    assert get_preset("level1").alphas == (1.0, 0.7, 0.6, 0.5, 0.0)
+    assert get_preset("level3").alphas == (1.0, 0.9, 0.8, 0.7, 0.2)
+    assert get_preset("style2photo").ratio == 0.5 and get_preset("style2photo").alphas == get_preset("level2").alphas
+    assert get_preset("photo2photo").ratio == 1.0
+    for preset in PRESETS.values():
+        cfg = preset.config
         assert cfg.patch_sizes == (3, 3, 3, 5, 5) and cfg.search_radii == (None, 6, 6, 4, 4)
         assert cfg.kappa == 300 and cfg.tau == 0.05
     # the paper's iteration counts in "paper"; the quality-guarded fast ones elsewhere
-    assert PRESETS["paper"].pm_iters == 10 and PRESETS["paper"].lbfgs_iters == 100
-    for name, cfg in PRESETS.items():
+    assert paper.pm_iters == 10 and paper.lbfgs_iters == 100
+    for name in PRESETS:
         if name != "paper":
+            cfg = get_preset(name)
             assert (cfg.pm_iters, cfg.lbfgs_iters) == (FAST_PM_ITERS, FAST_LBFGS_ITERS), name
+
+
+def test_one_default_preset_and_identical_presets_say_so():
+    assert DEFAULT_PRESET == "photo2style" and DEFAULT_PRESET in PRESETS
+    assert same_settings("level3") == ["photo2style"]
+    assert same_settings("paper") == [] and "same settings" not in describe_preset("paper")
+    for name in PRESETS:
+        for twin in same_settings(name):
+            assert twin in describe_preset(name) and name in describe_preset(twin)
+    assert describe_preset("style2photo").startswith("painting A, photo B': α 1.0/0.8/0.7/0.6/0.1")
+    assert preset_values("ratio") == "1.0; photo2style_face, style2photo: 0.5"
+
+
+def test_resolve_config_keeps_the_preset_for_none():
+    assert resolve_config() is get_preset(DEFAULT_PRESET)
+    assert resolve_config("paper", pm_iters=None, ratio=None) is get_preset("paper")
+    cfg = resolve_config("style2photo", lbfgs_iters=0, alphas=(1.0, 0.5, 0.5, 0.5, 0.5), max_area=None)
+    assert cfg.lbfgs_iters == 0 and cfg.alphas[1] == 0.5 and cfg.ratio == 0.5 and cfg.max_area == 350_000
+    with pytest.raises(ValueError, match="unknown setting.*iterations; the settings are alphas"):
+        resolve_config("paper", iterations=3)
+    with pytest.raises(ValueError, match="need 16 <= min_side <= max_side"):
+        resolve_config("paper", min_side=900)
 
 
 def test_config_validation_messages():
     with pytest.raises(ValueError, match="alphas needs 5 values"):
         AnalogyConfig(alphas=(1.0, 0.5))
     with pytest.raises(ValueError, match="ratio must lie in"):
-        dataclasses.replace(PRESETS["paper"], ratio=1.5)
+        resolve_config("paper", ratio=1.5)
     with pytest.raises(ValueError, match="unknown preset 'nope'; choose one of"):
         get_preset("nope")
 
@@ -101,6 +136,6 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
 
 
 def test_core_never_imports_comfyui():
-    code = "import sys, analogy_core, analogy_core.__main__; print([m for m in sys.modules if m.startswith(('comfy', 'folder_paths', 'server', 'nodes'))])"
+    code = "import sys, analogy_core, analogy_core.__main__, analogy_core.cli; print([m for m in sys.modules if m.startswith(('comfy', 'folder_paths', 'server', 'nodes'))])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -97,7 +97,7 @@ def assert_empty(folder: Path) -> None:
 def test_good_file_lands_under_its_name_with_progress(server: Server, tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     folder = tmp_path / "models" / "vgg"  # created on demand
-    path = download_weights(info(f"{server.url}/good/{NAME}"), folder, progress=lambda d, t: seen.append((d, t)),
+    path = download_weights(info(f"{server.url}/good/{NAME}"), folder, progress=lambda d, t, stage: seen.append((d, t)),
                             chunk_size=CHUNK)
     assert path == folder / NAME
     assert path.read_bytes() == PAYLOAD
@@ -130,7 +130,7 @@ def test_connection_cut_halfway_keeps_nothing(server: Server, tmp_path: Path) ->
     url = f"{server.url}/cut/{NAME}"
     progress: list[int] = []
     with pytest.raises(WeightsDownloadError) as err:
-        download_weights(info(url), tmp_path, progress=lambda d, t: progress.append(d), chunk_size=CHUNK)
+        download_weights(info(url), tmp_path, progress=lambda d, t, stage: progress.append(d), chunk_size=CHUNK)
     assert "connection closed after" in str(err.value) and f"of {len(PAYLOAD)} bytes" in str(err.value)
     assert progress and progress[-1] < len(PAYLOAD)  # it did write part of the file before failing
     assert_one_line_naming(str(err.value), url, tmp_path)

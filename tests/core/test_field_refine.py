@@ -7,6 +7,7 @@ import torch
 
 from analogy_core import FlowField, flow_to_colour, warp_by_field, wls_apply, wls_filter, wls_refine, wls_weights
 from analogy_core.nnf import identity_nnf, nnf_to_flow
+from analogy_core.refine import _SOLVERS
 from analogy_core.vote import warp
 
 
@@ -139,6 +140,142 @@ def _guide(h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
     return img
 
 
+def _blocks(h: int, w: int, seed: int = 0, n: int = 12) -> torch.Tensor:
+    """Flat grey with ``n`` flat-coloured rectangles, placed relative to the size: edges
+    with couplings ~1 between flat areas with couplings λ/ε = 8000, the same picture at
+    every size."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.full((1, 3, h, w), 0.5)
+    for _ in range(n):
+        y0, x0 = torch.rand(2, generator=g).tolist()
+        dy, dx = (torch.rand(2, generator=g) * 0.35 + 0.15).tolist()
+        colour = torch.rand(3, 1, 1, generator=g) * 0.9 + 0.05
+        img[0, :, int(y0 * h) : int(min(y0 + dy, 1) * h), int(x0 * w) : int(min(x0 + dx, 1) * w)] = colour
+    return img
+
+
+def _step(h: int, w: int, col: int) -> torch.Tensor:
+    """Two flat halves, 0.2 | 0.8, split left of column ``col``."""
+    img = torch.full((1, 3, h, w), 0.2)
+    img[..., col:] = 0.8
+    return img
+
+
+def _lines(h: int, w: int) -> torch.Tensor:
+    """1-px lines of equal pixels on odd and even rows and columns over a noisy background."""
+    img = torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(4)) * 0.5 + 0.25
+    img[..., 3, 2:-2] = 0.9
+    img[..., 6, 1:-3] = 0.1
+    img[..., 2:-2, 5] = 0.9
+    img[..., 1:-1, w - 4] = 0.05
+    return img
+
+
+def _dense_solve(image: torch.Tensor, guide: torch.Tensor, **kw: float) -> torch.Tensor:
+    """Direct float64 solve of (I + L) u = image, building the matrix from ``wls_apply``."""
+    wx, wy = wls_weights(guide.double(), **kw)
+    h, w = image.shape[-2:]
+    basis = torch.eye(h * w, dtype=torch.float64).view(h * w, 1, h, w)
+    out = torch.empty(image.shape, dtype=torch.float64)
+    for i in range(image.shape[0]):
+        k = i if wx.shape[0] > 1 else 0
+        mat = wls_apply(basis, wx[k : k + 1], wy[k : k + 1]).reshape(h * w, h * w)
+        out[i] = torch.linalg.solve(mat, image[i].double().reshape(-1, h * w).T).T.reshape(-1, h, w)
+    return out
+
+
+def _iterations(image: torch.Tensor, guide: torch.Tensor, **kw: object) -> tuple[torch.Tensor, int]:
+    done: list[int] = []
+    out = wls_filter(image, guide, progress=lambda d, total, stage: done.append(d), **kw)  # type: ignore[arg-type]
+    iterations = sum(1 for i, d in enumerate(done) if d == i + 1)  # one unit per iteration
+    assert done[iterations:] in ([], [done[-1]])  # then at most the jump to the total
+    return out, iterations
+
+
+def _relative_error(x: torch.Tensor, ref: torch.Tensor, image: torch.Tensor) -> float:
+    """max over channels of ‖x − ref‖ / ‖image‖."""
+    return ((x.double() - ref).norm(dim=(-2, -1)) / image.double().norm(dim=(-2, -1))).max().item()
+
+
+GUIDES = {
+    "random": lambda h, w: torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h + w)),
+    "step-even": lambda h, w: _step(h, w, w // 2 - w // 2 % 2),
+    "step-odd": lambda h, w: _step(h, w, w // 2 - w // 2 % 2 + 1),
+    "blocks": lambda h, w: _blocks(h, w),
+    "lines": _lines,
+}
+
+
+@pytest.mark.parametrize("guide_name", sorted(GUIDES))
+@pytest.mark.parametrize("size", [(24, 32), (31, 17)])
+def test_wls_multigrid_matches_a_direct_solve(guide_name, size):
+    """Since I + L ≥ I, a residual ≤ tol·‖rhs‖ bounds the error by tol·‖rhs‖ too."""
+    guide = GUIDES[guide_name](*size)
+    rhs = torch.rand(1, 2, *size, generator=torch.Generator().manual_seed(7)) - 0.3
+    ref = _dense_solve(rhs, guide)
+    x64 = wls_filter(rhs.double(), guide.double(), tol=1e-6)
+    assert _relative_error(x64, ref, rhs) <= 1e-6
+    x32 = wls_filter(rhs, guide)  # float32, tol 1e-4
+    assert x32.dtype == torch.float32
+    assert _relative_error(x32, ref, rhs) <= 1e-4
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 9), (9, 1), (2, 2), (2, 7), (3, 5)])
+def test_wls_multigrid_handles_tiny_images(size):
+    guide = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(3))
+    rhs = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(4))
+    x = wls_filter(rhs.double(), guide.double(), tol=1e-8)
+    assert _relative_error(x, _dense_solve(rhs, guide), rhs) <= 1e-8
+
+
+def test_wls_solvers_agree():
+    guide = _blocks(40, 48, seed=2)
+    rhs = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(5))
+    ref = _dense_solve(rhs, guide)
+    for solver in _SOLVERS:
+        assert _relative_error(wls_filter(rhs.double(), guide.double(), tol=1e-6, solver=solver), ref, rhs) <= 1e-6
+
+
+def test_wls_iterations_are_few_and_grow_slowly_with_size():
+    rhs = {s: torch.rand(1, 3, s, s, generator=torch.Generator().manual_seed(1)) for s in (128, 256, 512)}
+    its = {s: _iterations(rhs[s], _blocks(s, s))[1] for s in rhs}
+    assert its[256] <= 40
+    assert its[512] <= 1.5 * its[128]
+    step = {s: _iterations(rhs[s], _step(s, s, s // 2 + 1))[1] for s in (128, 512)}
+    assert step[128] <= 15 and step[512] <= 1.5 * step[128]
+
+
+def test_wls_channels_and_batch_items_are_solved_independently():
+    guide = torch.cat([_blocks(20, 28, seed=1), _step(20, 28, 13)]).double()
+    rhs = torch.rand(2, 3, 20, 28, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    rhs[1, 2] *= 100.0  # a channel with a far larger norm stops on its own tolerance
+    together = wls_filter(rhs, guide, tol=1e-10)
+    for i in range(2):
+        for c in range(3):
+            alone = wls_filter(rhs[i : i + 1, c : c + 1], guide[i : i + 1], tol=1e-10)
+            torch.testing.assert_close(together[i : i + 1, c : c + 1], alone, rtol=0, atol=1e-8 * rhs[i, c].abs().max().item())
+    shared = wls_filter(rhs, guide[1:], tol=1e-10)  # one guide for the whole batch
+    torch.testing.assert_close(shared[1], together[1], rtol=0, atol=1e-6)
+
+
+def test_wls_calls_progress_and_interrupt_once_per_iteration():
+    guide, rhs = _blocks(32, 32), torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    for solver in _SOLVERS:
+        ticks: list[tuple[int, int, str]] = []
+        checks: list[int] = []
+        wls_filter(rhs, guide, solver=solver, max_iters=500,
+                   progress=lambda *call: ticks.append(call), check_interrupt=lambda: checks.append(1))
+        n = len(checks)
+        assert 0 < n <= 500
+        assert ticks == [(k, 500, "wls") for k in range(1, n + 1)] + [(500, 500, "wls")] * (n < 500)
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        wls_filter(rhs, guide, check_interrupt=interrupt)
+
+
 def test_wls_solves_the_system():
     guide = _guide().double()
     rhs = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -157,12 +294,14 @@ def test_wls_float32_agrees_with_float64():
     assert (x32.double() - x64).abs().max() < 1e-3
 
 
-def test_wls_lambda_zero_returns_input_and_constant_stays_constant():
+@pytest.mark.parametrize("solver", _SOLVERS)
+def test_wls_lambda_zero_returns_input_and_constant_stays_constant(solver):
     guide = _guide()
     img = torch.rand(2, 3, 24, 32)
-    assert torch.equal(wls_filter(img, guide, lam=0.0), img)
+    assert torch.equal(wls_filter(img, guide, lam=0.0, solver=solver), img)
     flat = torch.full((1, 3, 24, 32), 0.3)
-    torch.testing.assert_close(wls_filter(flat, guide, lam=5.0), flat)
+    torch.testing.assert_close(wls_filter(flat, guide, lam=5.0, solver=solver), flat)
+    torch.testing.assert_close(wls_filter(flat, _blocks(24, 32), solver=solver), flat)
 
 
 def test_wls_smooths_within_regions_but_keeps_the_edge():
@@ -196,3 +335,5 @@ def test_wls_rejects_bad_inputs():
         wls_filter(a, a, alpha=0.0)
     with pytest.raises(ValueError, match="NaN"):
         wls_filter(torch.full_like(a, float("nan")), a)
+    with pytest.raises(ValueError, match="solver must be one of multigrid, cg-jacobi"):
+        wls_filter(a, a, solver="lu")  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ def test_deconvolution_recovers_given_features(vgg, device):
     target, init = _perturbed_relu1_1(vgg, device, seed=0, coarse=(8, 8), size=(32, 32), end="relu2_1", noise=0.5)
     net = vgg.subnet("relu1_1", "relu2_1")
     err0 = (net(init) - target).norm() / target.norm()
-    x = deconvolve(vgg, "relu1_1", "relu2_1", target, init, iters=100)
+    x = deconvolve(vgg, "relu1_1", "relu2_1", target, init, lbfgs_iters=100)
     err = (net(x) - target).norm() / target.norm()
     assert err < 0.05 and err < 0.2 * err0
 
@@ -59,16 +59,16 @@ def test_deconvolution_recovers_the_image_behind_relu1_1(vgg, device):
     x_true = vgg.preprocess(img.to(device))
     target = vgg.extract(img.to(device))["relu1_1"]
     init = torch.zeros_like(x_true)
-    x = deconvolve(vgg, "input", "relu1_1", target, init, iters=100)
+    x = deconvolve(vgg, "input", "relu1_1", target, init, lbfgs_iters=100)
     assert (x - x_true).norm() / x_true.norm() < 0.02
 
 
 def test_deconvolution_reports_progress_and_honours_interrupt(vgg, device):
     feats = vgg.extract(torch.rand(1, 3, 32, 32, device=device))
     calls = []
-    deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], torch.zeros_like(feats["relu4_1"]), iters=5,
-               progress=calls.append)
-    assert sum(calls) == 5
+    deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], torch.zeros_like(feats["relu4_1"]), lbfgs_iters=5,
+               progress=lambda *c: calls.append(c))
+    assert calls == [(k, 5, "deconvolution") for k in range(1, 6)]
 
     class Stop(Exception):
         pass
@@ -77,13 +77,13 @@ def test_deconvolution_reports_progress_and_honours_interrupt(vgg, device):
         raise Stop
 
     with pytest.raises(Stop):
-        deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], feats["relu4_1"], iters=5, check_interrupt=stop)
+        deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], feats["relu4_1"], lbfgs_iters=5, check_interrupt=stop)
 
 
 def test_deconvolution_works_under_inference_mode(vgg, device):
     with torch.inference_mode():
         feats = vgg.extract(torch.rand(1, 3, 32, 32, device=device))
-        x = deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], torch.zeros_like(feats["relu4_1"]), iters=3)
+        x = deconvolve(vgg, "relu4_1", "relu5_1", feats["relu5_1"], torch.zeros_like(feats["relu4_1"]), lbfgs_iters=3)
     assert torch.isfinite(x).all()
 
 
@@ -93,16 +93,16 @@ def test_deconvolution_makes_progress_on_real_feature_magnitudes(vgg, device):
     stalls at its first line search. The optimisation must cut the error."""
     from pathlib import Path
 
-    from analogy_core import PRESETS, deconvolve_layer, patch_vote, prepare, search_layer
-    from analogy_core.__main__ import load_image
+    from analogy_core import deconvolve_layer, get_preset, patch_vote, prepare, search_layer
+    from analogy_core.io import load_image
 
     demo = Path(__file__).resolve().parents[2] / "demo"
-    st = prepare(vgg, load_image(demo / "a.png").to(device), load_image(demo / "bp.png").to(device), PRESETS["paper"])
-    st = search_layer(st, "relu5_1", patch_size=3, iters=10, radius=None)
+    st = prepare(vgg, load_image(demo / "a.png").to(device), load_image(demo / "bp.png").to(device), get_preset("paper"))
+    st = search_layer(st, "relu5_1", patch_size=3, pm_iters=10, search_radius=None)
     target = patch_vote(st.feat_bp["relu5_1"], st.nnf_ab["relu5_1"], 3)
     net = vgg.subnet("relu4_1", "relu5_1")
-    before = deconvolve_layer(vgg, st, "relu5_1", patch_size=3, iters=0).recon_bp["relu4_1"]
-    after = deconvolve_layer(vgg, st, "relu5_1", patch_size=3, iters=8).recon_bp["relu4_1"]
+    before = deconvolve_layer(vgg, st, "relu5_1", patch_size=3, lbfgs_iters=0).recon_bp["relu4_1"]
+    after = deconvolve_layer(vgg, st, "relu5_1", patch_size=3, lbfgs_iters=8).recon_bp["relu4_1"]
     assert (net(after) - target).norm() < 0.85 * (net(before) - target).norm()
 
 
@@ -130,11 +130,11 @@ def test_tiled_deconvolution_matches_the_one_piece_solve(vgg, device):
     """Forcing tiles on a small map changes the result by under 2 % and matches as well."""
     target, init = _perturbed_relu1_1(vgg, device, seed=2, coarse=(12, 12), size=(96, 128), end="relu3_1", noise=0.3)
     net = vgg.subnet("relu1_1", "relu3_1")
-    whole = deconvolve(vgg, "relu1_1", "relu3_1", target, init, iters=20)
+    whole = deconvolve(vgg, "relu1_1", "relu3_1", target, init, lbfgs_iters=20)
     calls = []
-    tiled = deconvolve(vgg, "relu1_1", "relu3_1", target, init, iters=20, tile_elements=init.numel() // 2,
-                       progress=calls.append)
-    assert sum(calls) == 20
+    tiled = deconvolve(vgg, "relu1_1", "relu3_1", target, init, lbfgs_iters=20, tile_elements=init.numel() // 2,
+                       progress=lambda *c: calls.append(c))
+    assert calls[-1] == (20, 20, "deconvolution") and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
     err = lambda x: float((net(x) - target).norm() / target.norm())  # noqa: E731
     assert err(tiled) < 0.3 * err(init)
     assert err(tiled) < 1.5 * err(whole)

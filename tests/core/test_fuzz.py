@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
 import pytest
 import torch
 
-from analogy_core import PRESETS, run_analogy
+from analogy_core import PRESETS, resolve_config, run_analogy
 
 
 @pytest.mark.parametrize("case", range(6))
@@ -19,7 +18,7 @@ def test_random_sizes_and_presets(vgg, device, case):
         sizes[0] = (16, 1024)  # an aspect ratio no limits can hold
     preset = rng.choice(sorted(PRESETS))
     # size limits scaled down 4x (like the presets' 200..700 px, 350k px²) to keep CPU time small
-    cfg = dataclasses.replace(PRESETS[preset], pm_iters=1, lbfgs_iters=1, min_side=50, max_side=175, max_area=21_875)
+    cfg = resolve_config(preset, pm_iters=1, lbfgs_iters=1, min_side=50, max_side=175, max_area=21_875)
     g = torch.Generator().manual_seed(case)
     (ha, wa), (hb, wb) = sizes
     a = torch.rand(1, 3, ha, wa, generator=g).to(device)

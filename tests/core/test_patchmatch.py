@@ -19,7 +19,7 @@ def _shifted_pair(device, c=8, h=24, w=28, dx=3, dy=2, seed=0):
 def test_global_search_recovers_known_shift_exactly(device):
     a, b = _shifted_pair(device)
     g = torch.Generator().manual_seed(1)
-    nnf, score = patchmatch((a, a), (b, b), patch_size=3, iters=10, radius=None, generator=g)
+    nnf, score = patchmatch((a, a), (b, b), patch_size=3, pm_iters=10, search_radius=None, generator=g)
     # A(x, y) == B(x - 3, y - 2): pixels with a valid match must map there exactly.
     ident = identity_nnf(1, 24, 28, device)
     expect = ident - torch.tensor([3, 2], device=device)
@@ -31,7 +31,7 @@ def test_global_search_recovers_known_shift_exactly(device):
 def test_local_search_recovers_shift_from_nearby_init(device):
     a, b = _shifted_pair(device, dx=-2, dy=1)
     ident = identity_nnf(1, 24, 28, device)
-    nnf, _ = patchmatch((a,), (b,), patch_size=5, iters=6, radius=4, init=ident)
+    nnf, _ = patchmatch((a,), (b,), patch_size=5, pm_iters=6, search_radius=4, init=ident)
     expect = ident + torch.tensor([2, -1], device=device)
     inside = (expect[..., 0] >= 2) & (expect[..., 1] >= 2) & (expect[..., 0] < 26) & (expect[..., 1] < 22)
     assert torch.equal(nnf[inside], expect[inside])
@@ -42,13 +42,13 @@ def test_radius_limits_the_search(device):
     init = identity_nnf(1, 24, 28, device)
     # the true match is 6 px away, beyond radius 2: the field must stay within 2 px of init
     far = torch.roll(b, shifts=6, dims=3)
-    nnf, _ = patchmatch((a,), (far,), patch_size=3, iters=3, radius=2, init=init, jumps=())
+    nnf, _ = patchmatch((a,), (far,), patch_size=3, pm_iters=3, search_radius=2, init=init, pm_jumps=())
     assert (nnf - init).abs().max() <= 2
 
 
 def test_identical_maps_give_identity(device):
     a, _ = _shifted_pair(device)
-    nnf, _ = patchmatch((a, a), (a, a), patch_size=5, iters=2, radius=None, generator=torch.Generator().manual_seed(0))
+    nnf, _ = patchmatch((a, a), (a, a), patch_size=5, pm_iters=2, search_radius=None, generator=torch.Generator().manual_seed(0))
     assert torch.equal(nnf, identity_nnf(1, 24, 28, device))
 
 
@@ -56,8 +56,8 @@ def test_same_seed_same_field_different_sizes_in_bounds(device):
     g = torch.Generator().manual_seed(3)
     a = torch.randn(1, 4, 13, 17, generator=g).to(device)
     b = torch.randn(1, 4, 9, 21, generator=g).to(device)
-    f1, _ = patchmatch((a,), (b,), patch_size=3, iters=3, radius=None, generator=torch.Generator().manual_seed(5))
-    f2, _ = patchmatch((a,), (b,), patch_size=3, iters=3, radius=None, generator=torch.Generator().manual_seed(5))
+    f1, _ = patchmatch((a,), (b,), patch_size=3, pm_iters=3, search_radius=None, generator=torch.Generator().manual_seed(5))
+    f2, _ = patchmatch((a,), (b,), patch_size=3, pm_iters=3, search_radius=None, generator=torch.Generator().manual_seed(5))
     assert torch.equal(f1, f2)
     assert f1.shape == (1, 13, 17, 2)
     assert f1[..., 0].min() >= 0 and f1[..., 0].max() < 21
@@ -66,18 +66,18 @@ def test_same_seed_same_field_different_sizes_in_bounds(device):
 
 def test_zero_features_do_not_produce_nan(device):
     a = torch.zeros(1, 4, 8, 8, device=device)
-    nnf, score = patchmatch((a,), (a,), patch_size=3, iters=2, radius=None, generator=torch.Generator().manual_seed(0))
+    nnf, score = patchmatch((a,), (a,), patch_size=3, pm_iters=2, search_radius=None, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(score).all()
 
 
 def test_bad_inputs_raise_clear_errors(device):
     a = torch.randn(1, 4, 8, 8, device=device)
     with pytest.raises(ValueError, match="patch_size must be odd"):
-        patchmatch((a,), (a,), patch_size=4, iters=1, radius=None)
+        patchmatch((a,), (a,), patch_size=4, pm_iters=1, search_radius=None)
     with pytest.raises(ValueError, match="same batch and channels"):
-        patchmatch((a,), (torch.randn(1, 5, 8, 8, device=device),), patch_size=3, iters=1, radius=None)
+        patchmatch((a,), (torch.randn(1, 5, 8, 8, device=device),), patch_size=3, pm_iters=1, search_radius=None)
     with pytest.raises(ValueError, match=r"shape \(N C H W\)"):
-        patchmatch((a[0],), (a,), patch_size=3, iters=1, radius=None)
+        patchmatch((a[0],), (a,), patch_size=3, pm_iters=1, search_radius=None)
 
 
 def test_random_search_radii_halve_to_one():

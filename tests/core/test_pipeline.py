@@ -11,22 +11,25 @@ import torch.nn.functional as F
 
 from analogy_core import (
     LAYERS,
-    PRESETS,
     deconvolve_layer,
     fuse_layer,
+    pixel_grid,
     prepare,
     reconstruct,
+    refine_pixels,
+    resolve_config,
     run_analogy,
+    sample_bilinear,
     search_layer,
     total_work,
 )
-from analogy_core.__main__ import load_image
+from analogy_core.io import load_image
 
 DEMO = Path(__file__).resolve().parents[2] / "demo"
 # scikit-image's CC0 photo "chelsea" (the earlier demo A): textured all over, so a shift of
 # it is recoverable everywhere, which the demo photograph's plain backdrop is not
 CHELSEA = Path(__file__).resolve().parents[1] / "data" / "chelsea.png"
-FAST = dataclasses.replace(PRESETS["paper"], min_side=32, max_side=128, pm_iters=4, lbfgs_iters=15)
+FAST = resolve_config("paper", min_side=32, max_side=128, pm_iters=4, lbfgs_iters=15)
 
 
 def _demo(device, size=(64, 96)):
@@ -89,18 +92,51 @@ def test_known_shift_and_colour_change_are_recovered(vgg, device):
     assert mse_ap < 0.25 * mse_a
 
 
+def test_pixel_refinement_makes_the_known_shift_subpixel_accurate(vgg, device):
+    """A pair like the one above, shifted by a non-integer (6.5, 4.5) px: an integer
+    field cannot get closer than 0.7 px; the pixel refinement removes that floor, and A'
+    comes much closer to the truth."""
+    a_big, _ = _demo(device, (84, 112))
+    a = a_big[:, :, :72, :96]
+    mix = torch.tensor([[0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.7, 0.1, 0.2]], device=device)
+
+    def appearance(x):
+        return torch.einsum("ij,njhw->nihw", mix, x).clamp(0, 1) ** 0.8
+
+    shifted = sample_bilinear(a_big, pixel_grid(72, 96, device=device) + torch.tensor([6.5, 4.5], device=device))
+    bp = appearance(shifted)
+    cfg = dataclasses.replace(FAST, lbfgs_iters=30, pm_iters=6)
+    plain = run_analogy(vgg, a, bp, cfg)
+    refined = run_analogy(vgg, a, bp, dataclasses.replace(cfg, pixel_refine=True))
+    inner = (slice(8, 64), slice(8, 88))
+    truth = torch.tensor([-6.5, -4.5], device=device)
+    err_plain = (plain.flow_ab[0, inner[0], inner[1]] - truth).norm(dim=-1)
+    err = (refined.flow_ab[0, inner[0], inner[1]] - truth).norm(dim=-1)
+    assert err_plain.median() >= 0.7
+    assert err.median() < 0.3
+    target = appearance(a)[..., inner[0], inner[1]]
+    assert F.mse_loss(refined.ap[..., inner[0], inner[1]], target) < 0.5 * F.mse_loss(
+        plain.ap[..., inner[0], inner[1]], target
+    )
+    assert set(refined.state.moved) == {*LAYERS, "pixel"}
+    assert all(0.0 <= m <= 1.0 for pair in refined.state.moved.values() for m in pair)
+    assert refined.state.moved["pixel"][0] > 0.5  # the refinement moved most of A's pixels
+    assert "pixel refinement" in refined.timings
+
+
 def test_step_functions_compose_to_run_analogy(vgg, device):
     a, bp = _demo(device, (48, 64))
-    cfg = dataclasses.replace(FAST, lbfgs_iters=4, pm_iters=2)
+    cfg = dataclasses.replace(FAST, lbfgs_iters=4, pm_iters=2, pixel_refine=True)
     whole = run_analogy(vgg, a, bp, cfg, seed=3)
     st = prepare(vgg, a, bp, cfg)
     for i, layer in enumerate(LAYERS):
         if i:
             st = fuse_layer(st, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)
-        st = search_layer(st, layer, patch_size=cfg.patch_sizes[i], iters=cfg.pm_iters, radius=cfg.search_radii[i], seed=3)
+        st = search_layer(st, layer, patch_size=cfg.patch_sizes[i], pm_iters=cfg.pm_iters, search_radius=cfg.search_radii[i], seed=3)
         if i + 1 < len(LAYERS):
-            st = deconvolve_layer(vgg, st, layer, patch_size=cfg.patch_sizes[i], iters=cfg.lbfgs_iters, mode=cfg.deconv)
-    ap, b, fab, fba = reconstruct(st, patch_size=cfg.vote_patch)
+            st = deconvolve_layer(vgg, st, layer, patch_size=cfg.patch_sizes[i], lbfgs_iters=cfg.lbfgs_iters, deconv=cfg.deconv)
+    st = refine_pixels(st)
+    ap, b, fab, fba = reconstruct(st, vote_patch=cfg.vote_patch)
     assert torch.equal(ap, whole.ap) and torch.equal(b, whole.b) and torch.equal(fab, whole.flow_ab)
 
 
@@ -114,9 +150,9 @@ def test_steps_out_of_order_raise(vgg, device):
     a, bp = _demo(device, (48, 64))
     st = prepare(vgg, a, bp, FAST)
     with pytest.raises(ValueError, match="not computed yet"):
-        search_layer(st, "relu4_1", patch_size=3, iters=1, radius=6)
+        search_layer(st, "relu4_1", patch_size=3, pm_iters=1, search_radius=6)
     with pytest.raises(ValueError, match="not computed yet"):
-        deconvolve_layer(vgg, st, "relu5_1", patch_size=3, iters=1)
+        deconvolve_layer(vgg, st, "relu5_1", patch_size=3, lbfgs_iters=1)
 
 
 def test_interrupt_stops_the_run(vgg, device):

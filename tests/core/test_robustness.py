@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from analogy_core import PRESETS, load_vgg19, run_analogy
-from analogy_core.__main__ import main
+from analogy_core import load_vgg19, resolve_config, run_analogy
+from analogy_core.cli import main
 from analogy_core.vgg import default_weights_path
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = dataclasses.replace(PRESETS["paper"], min_side=32, max_side=96, pm_iters=2, lbfgs_iters=3)
+TINY = resolve_config("paper", min_side=32, max_side=96, pm_iters=2, lbfgs_iters=3)
 FAST = ["--preset", "paper", "--min-side", "32", "--max-side", "96", "--pm-iters", "2", "--lbfgs-iters", "3", "--quiet"]
 
 
@@ -74,7 +72,7 @@ def test_unwritable_output_folder(tmp_path, capsys):
 
 
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch, capsys):
-    import analogy_core.__main__ as cli
+    import analogy_core.cli as cli
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -102,26 +100,33 @@ def test_truncated_and_foreign_weights(tmp_path):
         load_vgg19(tmp_path / "vgg16.pth")
 
 
-def test_ctrl_c_stops_quickly_and_writes_nothing(tmp_path):
+def test_ctrl_c_stops_and_writes_nothing(tmp_path):
+    """Ctrl-C inside the analogy: exit code 130, one line, no outputs. It is sent once the
+    progress bar shows the first NNF search (so inside the analogy, however slow the
+    machine); how soon the run stops is a wall-clock figure, in ``python -m bench.latency``."""
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    a = str(ROOT / "demo" / "a.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DIA_PROGRESS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "analogy_core", a, str(ROOT / "demo" / "bp.png"), "--out", str(out), "--quiet",
-         "--preset", "paper"],
-        stderr=subprocess.PIPE, text=True, env=env,
+        [sys.executable, "-m", "analogy_core", str(ROOT / "demo" / "a.png"), str(ROOT / "demo" / "bp.png"),
+         "--out", str(out), "--preset", "paper"],
+        stderr=subprocess.PIPE, env=env,
         # a suite started in the background (nohup, `&`) inherits an ignored SIGINT, and
         # Python keeps it ignored; give the CLI the disposition of a foreground command
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not out.exists():
-        time.sleep(0.2)
-    time.sleep(3.0)  # inside the analogy by now
-    t0 = time.time()
+    err = _read_until(proc, b"nnf relu5_1")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    stopped = time.time() - t0
-    assert proc.returncode == 130 and "interrupted; no outputs written" in err
-    assert stopped < 2.0, f"took {stopped:.1f} s to stop"
+    err += proc.communicate(timeout=600)[1]  # a generous smoke bound
+    text = err.decode(errors="replace")
+    assert proc.returncode == 130 and "interrupted; no outputs written" in text, text[-2000:]
     assert list(out.iterdir()) == []
+
+
+def _read_until(proc: subprocess.Popen, marker: bytes) -> bytes:
+    """Read ``proc``'s stderr until ``marker`` appears (the bar writes no newlines)."""
+    seen = b""
+    while marker not in seen:
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, f"the CLI ended before {marker!r}: {seen.decode(errors='replace')[-2000:]}"
+        seen += chunk
+    return seen

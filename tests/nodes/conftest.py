@@ -92,9 +92,11 @@ def node_classes(pack: types.ModuleType) -> dict[str, type]:
 
 
 @pytest.fixture(scope="session")
-def common(pack: types.ModuleType) -> types.ModuleType:
-    """The pack's ``nodes._common`` module."""
-    return sys.modules[f"{PACK}.nodes._common"]
+def shared(pack: types.ModuleType) -> types.SimpleNamespace:
+    """The pack's shared node modules by concern: ``types``, ``layout``, ``run``,
+    ``weights`` and ``settings`` (``nodes._types`` …)."""
+    names = ("types", "layout", "run", "weights", "settings")
+    return types.SimpleNamespace(**{name: sys.modules[f"{PACK}.nodes._{name}"] for name in names})
 
 
 @pytest.fixture(scope="session")

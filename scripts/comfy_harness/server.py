@@ -1,4 +1,5 @@
-"""Start and drive a real ComfyUI server for the tests in tests/comfyui.
+"""Start and drive a real ComfyUI server, for the tests in tests/comfyui and the
+workflow scripts in scripts/.
 
 Standard library only: the test interpreter needs nothing that ComfyUI needs.
 ComfyUI itself runs in its own venv, set up by scripts/setup_comfyui.sh in

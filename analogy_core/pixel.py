@@ -1,0 +1,410 @@
+"""Pixel-level refinement of correspondence fields, after the relu1_1 search.
+
+The coarse-to-fine search ends with a field on the relu1_1 grid that is only as good as
+the ×2 upsampling of relu2_1 allows: every layer doubles the field of the layer above,
+and at relu1_1 the fused F_A' is mostly B' features pulled through that very field, so
+the search confirms its start and the field keeps an error of one or two pixels. This
+stage removes that floor with a cost that an appearance change cannot lock: for every
+integer offset d within a small radius of the current field it correlates the source's
+luminance in a window around p with the target's luminance sampled along the field
+plus d. Normalised cross-correlation ignores any local gain and bias of the target's
+brightness, and its square ignores the sign, so colour mixing, gamma, hue rotation and
+posterisation all keep the right match on top. The best offset is refined to sub-pixel
+precision with a parabola through its neighbours' costs.
+
+Before each pass the field is smoothed among neighbours that agree with it (within
+``smooth_tol`` px): that removes the rounding noise of an integer field without mixing
+separate pieces of a collage. A pixel keeps its old match unless the source is textured
+there, the new match correlates well (1 − r² ≤ ``max_cost``) and, for a move to another
+integer offset, it beats the old match by ``margin``; painting/photo pairs, whose
+windows hardly correlate, are left as the deep search made them.
+
+Fields here are continuous: (N, H, W, 2) float32 absolute (x, y) coordinates in the
+target image's pixels (pixel centres at integers), always inside the target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ._check import check_shape
+from .image import luminance, pixel_grid, sample_bilinear
+from .progress import InterruptFn, ProgressFn, ProgressTracker
+
+Size = tuple[int, int]
+
+_VAR_EPS = 1e-4
+"""Added to both windows' luminance variances: a flat window correlates with nothing."""
+
+REFINE_RADII: tuple[int, ...] = (2, 1)
+"""Search radius (px) of each pass at the first (coarsest) level of ``refine_pyramid``."""
+UPPER_RADII: tuple[int, ...] = (1,)
+"""Search radius of each pass at the finer levels, which start from a sub-pixel field."""
+
+
+def _window_sum(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    padded = F.pad(x, (r, r) if dim == -1 else (0, 0, r, r))
+    out = padded.narrow(dim, 0, n).clone()
+    for i in range(1, 2 * r + 1):
+        out += padded.narrow(dim, i, n)
+    return out
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over the (2r+1)² window around each pixel, windows clipped at the borders.
+
+    Computed as exact sums of shifted copies, so large images suffer no cancellation.
+
+    Args:
+        x: (N, C, H, W).
+        radius: window radius r >= 0.
+
+    Returns:
+        (N, C, H, W).
+
+    Example:
+        >>> box_mean(torch.arange(3.0).view(1, 1, 1, 3), 1).flatten().tolist()
+        [0.5, 1.0, 1.5]
+    """
+    check_shape(x, "N C H W", "x")
+    if radius == 0:
+        return x.clone()
+    ones = torch.ones(1, 1, *x.shape[-2:], device=x.device, dtype=x.dtype)
+    count = _window_sum(_window_sum(ones, radius, -1), radius, -2)
+    return _window_sum(_window_sum(x, radius, -1), radius, -2) / count
+
+
+def clamp_field(field: torch.Tensor, target_hw: Size) -> torch.Tensor:
+    """Clamp continuous (x, y) coordinates into a target grid of size (H, W).
+
+    Example:
+        >>> clamp_field(torch.tensor([[[[-1.0, 5.0]]]]), (3, 4)).flatten().tolist()
+        [0.0, 2.0]
+    """
+    return torch.stack((field[..., 0].clamp(0, target_hw[1] - 1), field[..., 1].clamp(0, target_hw[0] - 1)), dim=-1)
+
+
+def smooth_field(field: torch.Tensor, radius: int, tol: float) -> torch.Tensor:
+    """Average each pixel's displacement with the neighbours that agree with it.
+
+    Neighbours within ``radius`` whose displacement differs by at most ``tol`` px in both
+    coordinates are averaged; others (another piece of a collage) are ignored, so edges
+    between pieces stay sharp.
+
+    Args:
+        field: (N, H, W, 2) continuous absolute coordinates.
+        radius: neighbourhood radius in px (0 returns ``field``).
+        tol: agreement tolerance in px.
+
+    Returns:
+        (N, H, W, 2) smoothed coordinates (not clamped).
+
+    Example:
+        >>> f = pixel_grid(1, 3).unsqueeze(0) + torch.tensor([[0.0, 0.0], [1.0, 0.0], [9.0, 0.0]]).view(1, 1, 3, 2)
+        >>> (smooth_field(f, 1, 1.5) - pixel_grid(1, 3)).flatten().tolist()
+        [0.5, 0.0, 0.5, 0.0, 9.0, 0.0]
+    """
+    check_shape(field, "N H W 2", "field")
+    if radius == 0:
+        return field
+    n, h, w, _ = field.shape
+    base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
+    disp = (field - base).permute(0, 3, 1, 2)
+    padded = F.pad(disp, (radius, radius, radius, radius), value=float("nan"))
+    total = torch.zeros_like(disp)
+    count = torch.zeros(n, 1, h, w, device=field.device, dtype=field.dtype)
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            nb = padded[:, :, dy : dy + h, dx : dx + w]
+            agree = (nb - disp).abs().amax(dim=1, keepdim=True) <= tol  # NaN (outside the grid) compares False
+            total += torch.where(agree, nb, torch.zeros_like(nb))
+            count += agree
+    return base + (total / count.clamp_min(1)).permute(0, 2, 3, 1)
+
+
+def _ncc_costs(
+    src_lum: torch.Tensor,
+    src_mean: torch.Tensor,
+    src_var: torch.Tensor,
+    tgt_lum: torch.Tensor,
+    field: torch.Tensor,
+    radius: int,
+    window: int,
+    check_interrupt: InterruptFn | None,
+    advance: ProgressTracker,
+) -> torch.Tensor:
+    """1 − r² of the windowed luminance correlation for every offset, (K, N, H, W)."""
+    target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
+    costs = []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if check_interrupt is not None:
+                check_interrupt()
+            offset = torch.tensor((dx, dy), device=field.device, dtype=field.dtype)
+            t = sample_bilinear(tgt_lum, clamp_field(field + offset, target_hw))
+            stats = box_mean(torch.cat((t, t * t, src_lum * t), dim=1), window)
+            t_mean = stats[:, 0:1]
+            t_var = stats[:, 1:2] - t_mean * t_mean
+            cov = stats[:, 2:3] - src_mean * t_mean
+            costs.append((1.0 - cov * cov / ((src_var + _VAR_EPS) * (t_var + _VAR_EPS)))[:, 0])
+            advance.advance(1)
+    return torch.stack(costs)
+
+
+def _refine_pass(
+    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    tgt_lum: torch.Tensor,
+    field: torch.Tensor,
+    radius: int,
+    window: int,
+    *,
+    min_texture: float,
+    max_cost: float,
+    margin: float,
+    check_interrupt: InterruptFn | None,
+    tracker: ProgressTracker,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    src_lum, src_mean, src_var = src
+    costs = _ncc_costs(src_lum, src_mean, src_var, tgt_lum, field, radius, window, check_interrupt, tracker)
+    k = 2 * radius + 1
+    best, idx = costs.min(dim=0)
+    iy, ix = idx // k, idx % k
+    step = torch.stack((ix - radius, iy - radius), dim=-1).to(field.dtype)
+
+    def cost_at(oy: int, ox: int) -> torch.Tensor:
+        j = (iy + oy).clamp(0, k - 1) * k + (ix + ox).clamp(0, k - 1)
+        return costs.gather(0, j.unsqueeze(0))[0]
+
+    # sub-pixel: the vertex of a parabola through the best cost and its two neighbours, per axis
+    for axis, pos, lo, hi in ((0, ix, cost_at(0, -1), cost_at(0, 1)), (1, iy, cost_at(-1, 0), cost_at(1, 0))):
+        curvature = lo - 2.0 * best + hi
+        inner = (pos > 0) & (pos < k - 1) & (curvature > 1e-9)
+        shift = torch.where(inner, 0.5 * (lo - hi) / curvature.clamp_min(1e-9), torch.zeros_like(best))
+        step[..., axis] += shift.clamp(-0.5, 0.5)
+    centre = (k * k) // 2
+    # a move to another integer offset must beat the current match by `margin`; the
+    # sub-pixel correction around the current match needs none
+    accept = (src_var[:, 0] > min_texture) & (best <= max_cost) & ((idx == centre) | (best < costs[centre] - margin))
+    moved = torch.where(accept.unsqueeze(-1), field + step, field)
+    target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
+    return clamp_field(moved, target_hw), accept
+
+
+def refine_work(radii: Sequence[int] = REFINE_RADII) -> int:
+    """Progress units of one ``refine_field`` call: one per scored offset.
+
+    Example:
+        >>> refine_work((2, 1))
+        34
+    """
+    return sum((2 * r + 1) ** 2 for r in radii)
+
+
+def refine_field(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    field: torch.Tensor,
+    *,
+    radii: Sequence[int] = REFINE_RADII,
+    window: int = 5,
+    smooth_radius: int = 5,
+    smooth_tol: float = 1.5,
+    min_texture: float = 1e-4,
+    max_cost: float = 0.5,
+    margin: float = 0.01,
+    check_interrupt: InterruptFn | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refine a field to sub-pixel precision on the images themselves.
+
+    Each pass smooths the field among agreeing neighbours, scores every integer offset
+    within its radius by windowed luminance correlation, and moves accepted pixels to
+    the best offset plus a parabolic sub-pixel correction.
+
+    Args:
+        source: (N, 3, H, W) RGB 0..1 image whose pixels are matched (A for φ_a→b).
+        target: (N, 3, Ht, Wt) RGB 0..1 image they are matched into (B').
+        field: (N, H, W, 2) continuous (x, y) coordinates into ``target``.
+        radii: search radius in px of each pass (one pass per entry).
+        window: radius of the correlation window in px.
+        smooth_radius: radius of the neighbour smoothing before each pass (0: none).
+        smooth_tol: neighbours whose displacement differs by more than this (px) are not
+            averaged.
+        min_texture: least variance of the source luminance in the window for a pixel to
+            move (flat windows carry no position).
+        max_cost: largest 1 − r² accepted (0.5: the source window explains at least half
+            of the target window's variance).
+        margin: least improvement of 1 − r² for a move to another integer offset.
+        check_interrupt: called before every scored offset; raise from it to stop.
+        progress: ``progress(done, total, stage)``, one unit per scored offset
+            (``refine_work(radii)`` in all), stage ``"pixel refinement"``.
+
+    Returns:
+        ``(field, moved)``: (N, H, W, 2) float32 coordinates inside ``target``, and
+        (N, H, W) bool, where the last pass moved or adjusted the match.
+
+    Raises:
+        ValueError: shapes disagree, or a radius or window is negative.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> img = F.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(48, 48), mode="bicubic").clamp(0, 1)
+        >>> ident = pixel_grid(48, 48).unsqueeze(0)
+        >>> out, _ = refine_field(img, img, ident + 1.4)  # start 1.4 px off in x and y
+        >>> bool((out - ident)[0, 8:-8, 8:-8].abs().median() < 0.1)
+        True
+    """
+    check_shape(source, "N 3 H W", "source")
+    check_shape(target, "N 3 H W", "target")
+    check_shape(field, f"{source.shape[0]} {source.shape[2]} {source.shape[3]} 2", "field")
+    if target.shape[0] != source.shape[0]:
+        raise ValueError(f"source has batch {source.shape[0]} but target has batch {target.shape[0]}")
+    if window < 0 or smooth_radius < 0 or any(r < 0 for r in radii):
+        raise ValueError(f"radii, window and smooth_radius must be >= 0, got {tuple(radii)}, {window}, {smooth_radius}")
+    tracker = ProgressTracker(progress, refine_work(radii), "pixel refinement")
+    target_hw = (int(target.shape[-2]), int(target.shape[-1]))
+    field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
+    src_lum, tgt_lum = luminance(source.float()), luminance(target.float())
+    src_mean = box_mean(src_lum, window)
+    src_var = box_mean(src_lum * src_lum, window) - src_mean * src_mean
+    moved = torch.zeros(field.shape[:-1], dtype=torch.bool, device=field.device)
+    for radius in radii:
+        field = clamp_field(smooth_field(field, smooth_radius, smooth_tol), target_hw)
+        field, moved = _refine_pass(
+            (src_lum, src_mean, src_var), tgt_lum, field, radius, window, min_texture=min_texture,
+            max_cost=max_cost, margin=margin, check_interrupt=check_interrupt, tracker=tracker,
+        )
+    tracker.finish()
+    return field, moved
+
+
+def resample_field(field: torch.Tensor, source_hw: Size, target_hw_old: Size, target_hw_new: Size) -> torch.Tensor:
+    """Carry a continuous field to other source and target grid sizes.
+
+    The displacement (target minus source position) is interpolated bilinearly at the new
+    source pixels' centres, so a constant displacement stays exact up to the borders; the
+    positions are then scaled to the new target grid (pixel centres aligned).
+
+    Args:
+        field: (N, h, w, 2) continuous coordinates into a ``target_hw_old`` grid.
+        source_hw: (H, W) of the new source grid.
+        target_hw_old: (H, W) of the target grid ``field`` points into.
+        target_hw_new: (H, W) of the new target grid.
+
+    Returns:
+        (N, H, W, 2) float32 coordinates inside ``target_hw_new``.
+
+    Example:
+        >>> f = pixel_grid(2, 2).unsqueeze(0) + 0.5  # half a pixel right and down
+        >>> out = resample_field(f, (4, 4), (2, 2), (4, 4))  # one pixel at twice the size
+        >>> torch.allclose(out[0, :3, :3], pixel_grid(3, 3) + 1.0), out[0, 3, 3].tolist()
+        (True, [3.0, 3.0])
+    """
+    check_shape(field, "N H W 2", "field")
+    n, h, w, _ = field.shape
+    old_grid = pixel_grid(h, w, device=field.device)
+    disp = (field.float() - old_grid).permute(0, 3, 1, 2)
+    if (h, w) != tuple(source_hw):
+        disp = F.interpolate(disp, size=source_hw, mode="bilinear", align_corners=False)
+    # a new source pixel p' sits at (p' + 0.5)·(old/new) − 0.5 on the old source grid;
+    # its old target is there plus the displacement, which scales to the new target grid
+    dev = field.device
+    source_scale = torch.tensor((w / source_hw[1], h / source_hw[0]), device=dev)
+    target_scale = torch.tensor(
+        (target_hw_new[1] / target_hw_old[1], target_hw_new[0] / target_hw_old[0]), device=dev
+    )
+    position = (pixel_grid(*source_hw, device=dev) + 0.5) * source_scale - 0.5
+    coords = (position + disp.permute(0, 2, 3, 1) + 0.5) * target_scale - 0.5
+    return clamp_field(coords, target_hw_new)
+
+
+def pyramid_sizes(start: Size, final: Size) -> list[Size]:
+    """Sizes of the refinement levels from ``start`` up to ``final``, doubling each time.
+
+    A final size not larger than the start is refined once, at the final size.
+
+    Example:
+        >>> pyramid_sizes((100, 150), (450, 600))
+        [(100, 150), (200, 300), (450, 600)]
+        >>> pyramid_sizes((300, 300), (200, 200))
+        [(200, 200)]
+    """
+    if final[0] <= start[0] and final[1] <= start[1]:
+        return [final]
+    levels = [start]
+    while levels[-1][0] * 2 < final[0] * 0.75 or levels[-1][1] * 2 < final[1] * 0.75:
+        levels.append((levels[-1][0] * 2, levels[-1][1] * 2))
+    if levels[-1] != final:
+        levels.append(final)
+    return levels
+
+
+def pyramid_work(start: Size, final: Size) -> int:
+    """Progress units of ``refine_pyramid`` between these source sizes."""
+    n = len(pyramid_sizes(start, final))
+    return refine_work(REFINE_RADII) + (n - 1) * refine_work(UPPER_RADII)
+
+
+def _resized(image: torch.Tensor, size: Size) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def refine_pyramid(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    field: torch.Tensor,
+    target_hw: Size,
+    *,
+    check_interrupt: InterruptFn | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Carry a field from the network's grid to the images' own sizes, refining it on the way.
+
+    The field is refined at its own source size (``REFINE_RADII``), then at every doubling
+    of that size up to ``source``'s size (``UPPER_RADII``), on copies of the images
+    resized to each level, and finally expressed at ``source``'s and ``target``'s sizes.
+
+    Args:
+        source: (N, 3, H, W) RGB 0..1 at its final size (A for φ_a→b).
+        target: (N, 3, Ht, Wt) RGB 0..1 at its final size (B').
+        field: (N, h, w, 2) continuous coordinates into a ``target_hw`` grid (e.g. the
+            relu1_1 field on the network-size images).
+        target_hw: (H, W) of the grid ``field`` points into.
+        check_interrupt: called before every scored offset.
+        progress: ``progress(done, total, stage)``, ``pyramid_work`` units in all.
+
+    Returns:
+        ``(field, moved)`` at the final sizes: (N, H, W, 2) float32 coordinates inside
+        ``target`` and (N, H, W) bool (moved at the last level).
+    """
+    check_shape(field, "N H W 2", "field")
+    final_s = (int(source.shape[-2]), int(source.shape[-1]))
+    final_t = (int(target.shape[-2]), int(target.shape[-1]))
+    levels = pyramid_sizes((int(field.shape[1]), int(field.shape[2])), final_s)
+    tracker = ProgressTracker(progress, pyramid_work((int(field.shape[1]), int(field.shape[2])), final_s))
+    current_t = target_hw
+    moved = torch.zeros(0)
+    for i, size in enumerate(levels):
+        # the target's level size keeps its aspect ratio and scales with the source's
+        t_size = (
+            max(1, min(final_t[0], math.floor(final_t[0] * size[0] / final_s[0] + 0.5))),
+            max(1, min(final_t[1], math.floor(final_t[1] * size[1] / final_s[1] + 0.5))),
+        )
+        if i == len(levels) - 1:
+            t_size = final_t
+        field = resample_field(field, size, current_t, t_size)
+        current_t = t_size
+        radii = REFINE_RADII if i == 0 else UPPER_RADII
+        field, moved = refine_field(
+            _resized(source, size), _resized(target, t_size), field, radii=radii,
+            check_interrupt=check_interrupt, progress=tracker.share(refine_work(radii)),
+        )
+    tracker.finish()
+    return field, moved

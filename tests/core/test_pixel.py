@@ -1,0 +1,164 @@
+"""Pixel-level field refinement: known sub-pixel answers under appearance changes, the
+gates that keep unrelated pairs untouched, the pyramid, and the continuous vote."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from analogy_core import pixel_grid, sample_bilinear
+from analogy_core.pixel import (
+    box_mean,
+    pyramid_sizes,
+    pyramid_work,
+    refine_field,
+    refine_pyramid,
+    refine_work,
+    resample_field,
+    smooth_field,
+)
+from analogy_core.vote import patch_vote
+
+
+def _smooth_image(h: int, w: int, device: torch.device, seed: int = 0, cells: int = 4) -> torch.Tensor:
+    """A photo-like RGB image: band-limited grey texture under a slowly varying colour
+    tint (a photo's channels move together; independent noise per channel does not)."""
+    g = torch.Generator().manual_seed(seed)
+    texture = F.interpolate(torch.rand(1, 1, max(2, h // cells), max(2, w // cells), generator=g), size=(h, w),
+                            mode="bicubic", align_corners=False)
+    tint = F.interpolate(0.4 + 0.6 * torch.rand(1, 3, 3, 3, generator=g), size=(h, w), mode="bilinear",
+                         align_corners=False)
+    return (texture * tint).clamp(0, 1).to(device)
+
+
+def _mix_gamma(x: torch.Tensor) -> torch.Tensor:
+    mix = torch.tensor([[0.3, 0.6, 0.1], [0.15, 0.25, 0.6], [0.65, 0.05, 0.3]], device=x.device)
+    return torch.einsum("ij,njhw->nihw", mix, x).clamp(0, 1) ** 0.6
+
+
+def _shifted_pair(device: torch.device, shift: tuple[float, float], size: int = 64, margin: int = 8):
+    """A and B' = appearance(A moved by -shift): pixel p of A shows at p + shift in B'."""
+    big = _smooth_image(size + 2 * margin, size + 2 * margin, device)
+    a = big[..., margin : margin + size, margin : margin + size]
+    grid = pixel_grid(size, size, device=device).unsqueeze(0)
+    back = grid - torch.tensor(shift, device=device) + margin  # B'(q) = A(q - shift)
+    bp = _mix_gamma(sample_bilinear(big, back))
+    return a, bp, grid
+
+
+def test_box_mean_matches_average_pooling(device):
+    x = torch.rand(2, 3, 17, 23, device=device)
+    ref = F.avg_pool2d(x, 7, stride=1, padding=3, count_include_pad=False)
+    assert torch.allclose(box_mean(x, 3), ref, atol=1e-6)
+
+
+def test_known_subpixel_shift_is_recovered_under_a_colour_change(device):
+    shift = (1.6, -0.7)
+    a, bp, grid = _shifted_pair(device, shift)
+    start = grid + torch.tensor([shift[0] + 1.0, shift[1] - 1.0], device=device).round()  # 1-2 px off, integer
+    field, _ = refine_field(a, bp, start)
+    err = (field - grid - torch.tensor(shift, device=device))[0, 8:-8, 8:-8].norm(dim=-1)
+    start_err = (start - grid - torch.tensor(shift, device=device))[0, 8:-8, 8:-8].norm(dim=-1)
+    assert start_err.median() > 0.9
+    assert err.median() < 0.15
+    assert (err < 0.5).float().mean() > 0.9
+
+
+def test_refined_field_stays_inside_the_target(device):
+    a, bp, grid = _shifted_pair(device, (3.0, 2.0), size=40)
+    start = grid + torch.tensor([3.0, 2.0], device=device) + torch.randn(1, 40, 40, 2, device=device) * 2
+    field, _ = refine_field(a, bp[..., :30, :35], start)
+    assert field[..., 0].min() >= 0 and field[..., 0].max() <= 34
+    assert field[..., 1].min() >= 0 and field[..., 1].max() <= 29
+
+
+def test_unrelated_pairs_and_flat_sources_are_left_alone(device):
+    """A painting/photo-like pair whose windows do not correlate keeps the deep field."""
+    a = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1)).to(device)
+    bp = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2)).to(device)
+    start = pixel_grid(48, 48, device=device).unsqueeze(0) + torch.tensor([2.0, 1.0], device=device)
+    start = start.clamp(0, 47)
+    field, moved = refine_field(a, bp, start, smooth_radius=0)
+    assert (field == start).all(dim=-1).float().mean() > 0.99
+    assert moved.float().mean() < 0.01
+    flat = torch.full_like(a, 0.5)
+    field, moved = refine_field(flat, bp, start, smooth_radius=0)
+    assert torch.equal(field, start) and not moved.any()
+
+
+def test_smoothing_keeps_pieces_of_a_collage_apart(device):
+    grid = pixel_grid(20, 20, device=device).unsqueeze(0)
+    disp = torch.zeros(1, 20, 20, 2, device=device)
+    disp[:, :, 10:, 0] = 8.0  # right half matches 8 px further right
+    noisy = grid + disp + torch.randint(-1, 2, (1, 20, 20, 2), generator=torch.Generator().manual_seed(0)).to(device)
+    out = smooth_field(noisy, 3, 1.5) - grid
+    assert (out[0, :, :8, 0].abs() < 1.0).all() and (out[0, :, 12:, 0] - 8).abs().max() < 1.0
+    assert (out - disp).abs().mean() < (noisy - grid - disp).abs().mean()
+
+
+def test_progress_counts_every_scored_offset_and_interrupt_stops(device):
+    a, bp, grid = _shifted_pair(device, (1.0, 1.0), size=32)
+    seen: list[tuple[int, int, str]] = []
+    refine_field(a, bp, grid, radii=(2, 1), progress=lambda d, t, s: seen.append((d, t, s)))
+    assert seen[-1] == (refine_work((2, 1)), 34, "pixel refinement")
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        refine_field(a, bp, grid, check_interrupt=check)
+
+
+def test_bad_arguments_raise(device):
+    a = torch.rand(1, 3, 16, 16, device=device)
+    grid = pixel_grid(16, 16, device=device).unsqueeze(0)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        refine_field(a, a, grid, radii=(-1,))
+    with pytest.raises(ValueError, match="field"):
+        refine_field(a, a, grid[:, :8])
+    with pytest.raises(ValueError, match="batch"):
+        refine_field(a, a.expand(2, -1, -1, -1), grid)
+
+
+def test_pyramid_levels_double_up_to_the_final_size():
+    assert pyramid_sizes((100, 150), (450, 600)) == [(100, 150), (200, 300), (450, 600)]
+    assert pyramid_sizes((224, 224), (224, 224)) == [(224, 224)]
+    assert pyramid_sizes((300, 300), (200, 260)) == [(200, 260)]
+    assert pyramid_work((100, 150), (450, 600)) == refine_work((2, 1)) + 2 * refine_work((1,))
+
+
+def test_pyramid_carries_a_half_size_field_to_full_size(device):
+    """A field found on half-size images ends up sub-pixel accurate at full size."""
+    shift = (2.4, -1.2)
+    a, bp, grid = _shifted_pair(device, shift, size=96)
+    half = pixel_grid(48, 48, device=device).unsqueeze(0)
+    start = half + torch.tensor([shift[0] / 2, shift[1] / 2], device=device).round()  # integer, half-size grid
+    field, _ = refine_pyramid(a, bp, start, (48, 48))
+    assert field.shape == (1, 96, 96, 2)
+    err = (field - grid - torch.tensor(shift, device=device))[0, 10:-10, 10:-10].norm(dim=-1)
+    assert err.median() < 0.2
+
+
+def test_resample_field_scales_targets(device):
+    f = pixel_grid(4, 6, device=device).unsqueeze(0) + torch.tensor([1.0, 0.0], device=device)
+    out = resample_field(f, (8, 12), (4, 6), (8, 12))
+    assert out.shape == (1, 8, 12, 2)
+    inner = out[0, 2:-2, 2:-4] - pixel_grid(8, 12, device=device)[2:-2, 2:-4]
+    assert torch.allclose(inner, torch.tensor([2.0, 0.0], device=device).expand_as(inner), atol=1e-5)
+
+
+def test_continuous_vote_reproduces_and_interpolates(device):
+    img = torch.rand(1, 3, 10, 12, device=device)
+    ident = pixel_grid(10, 12, device=device).unsqueeze(0)
+    assert torch.allclose(patch_vote(img, ident, 3), img, atol=1e-6)
+    half = patch_vote(img, (ident + torch.tensor([0.5, 0.0], device=device)).clamp(max=11), 1)
+    assert torch.allclose(half[..., :-1], 0.5 * (img[..., :-1] + img[..., 1:]), atol=1e-6)

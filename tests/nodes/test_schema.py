@@ -168,7 +168,7 @@ def test_defaults_and_tooltips_come_from_the_presets(node_classes, shared):
     assert (fusion["alpha"].default, fusion["mask"].default) == (defaults.alphas[1], defaults.mask)
     one = schema["DeepAnalogy_DeepImageAnalogy"]
     assert "4; paper: 10" in one["pm_iters"].tooltip and "(200)" in one["min_side"].tooltip
-    assert "same settings as level3, photo2photo" in one["preset"].tooltip
+    assert "same settings as level3)" in one["preset"].tooltip and "WLS photo refinement" in one["preset"].tooltip
 
 
 def test_override_widgets_keep_the_preset_at_their_default(shared, core):

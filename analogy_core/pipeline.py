@@ -520,6 +520,11 @@ WLS_UNITS = 50
 iterations; the bar advances by the fraction of ``max_iters`` done, the rest at the end)."""
 
 
+PHOTO_WLS_LAMBDA = 0.8
+"""λ of the photo mode's WLS refinement; with the guide's plain luminance as weights
+(``guide_scale="linear"``), as the authors' release does it."""
+
+
 def finish_photo(
     state: AnalogyState,
     ap: torch.Tensor,
@@ -532,7 +537,8 @@ def finish_photo(
 
     A' = A + WLS(A' − A | A) and B = B' + WLS(B − B' | B'): the edge-aware smoothed colour
     change is added to the structure image, so none of the other image's patch structure
-    survives (``refine.wls_refine``).
+    survives (``refine.wls_refine``). The weights follow the release's photo mode: λ 0.8,
+    α 1, differences of the guide's plain luminance in 0..1.
 
     Args:
         state: the state the vote came from (for A and B').
@@ -546,8 +552,10 @@ def finish_photo(
         ``(ap, b)`` refined, in 0..1.
     """
     tracker = ProgressTracker(progress, 2 * WLS_UNITS, "wls refinement")
-    ap = wls_refine(ap, state.a, check_interrupt=check_interrupt, progress=tracker.share(WLS_UNITS))
-    b = wls_refine(b, state.bp, check_interrupt=check_interrupt, progress=tracker.share(WLS_UNITS))
+    ap = wls_refine(ap, state.a, lam=PHOTO_WLS_LAMBDA, guide_scale="linear", check_interrupt=check_interrupt,
+                    progress=tracker.share(WLS_UNITS))
+    b = wls_refine(b, state.bp, lam=PHOTO_WLS_LAMBDA, guide_scale="linear", check_interrupt=check_interrupt,
+                   progress=tracker.share(WLS_UNITS))
     tracker.finish()
     return ap, b
 

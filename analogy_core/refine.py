@@ -7,7 +7,9 @@ everywhere except across edges of a guide: it solves
     (I + L_λ) u = g,    L_λ u(p) = Σ_{q ∈ N4(p)} w_pq (u(p) − u(q)),
     w_pq = λ / (|ℓ(p) − ℓ(q)|^α + ε),
 
-where ℓ is the guide's log-luminance and N4 the 4-neighbourhood. The matrix is the
+where ℓ is the guide's log-luminance (``guide_scale="log"``, Farbman et al.'s choice) or
+its plain luminance in 0..1 (``"linear"``, what the authors' release of Deep Image
+Analogy uses in its photo mode), and N4 the 4-neighbourhood. The matrix is the
 identity plus a weighted graph Laplacian: symmetric positive definite, solved here
 matrix-free in plain torch.
 
@@ -56,8 +58,19 @@ _GAMMA = 0.5  # share of a dropped connection moved onto its neighbouring paths
 _TWIN_LEVELS = 1  # levels that also correct on the O grid (see ``_vcycle_black``)
 
 
+GuideScale = Literal["log", "linear"]
+"""How the guide's luminance enters the weights: ``"log"`` (log-luminance, the WLS paper's
+default) or ``"linear"`` (luminance in 0..1, the authors' photo mode)."""
+_GUIDE_SCALES: tuple[str, ...] = ("log", "linear")
+
+
 def wls_weights(
-    guide: torch.Tensor, *, lam: float = 0.8, alpha: float = 1.0, eps: float = 1e-4
+    guide: torch.Tensor,
+    *,
+    lam: float = 0.8,
+    alpha: float = 1.0,
+    eps: float = 1e-4,
+    guide_scale: GuideScale = "log",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Edge weights of the WLS system from a guide image.
 
@@ -66,6 +79,8 @@ def wls_weights(
         lam: λ, overall smoothness (0 gives no smoothing).
         alpha: α, sensitivity to the guide's gradients (larger keeps edges sharper).
         eps: ε, keeps weights finite where the guide is flat.
+        guide_scale: ``"log"`` (differences of log-luminance) or ``"linear"``
+            (differences of luminance in 0..1, which smooths dark regions more).
 
     Returns:
         ``(wx, wy)``: (N, 1, H, W−1) weights between horizontal neighbours and
@@ -79,10 +94,13 @@ def wls_weights(
         raise ValueError(f"guide must have 1 or 3 channels, got shape {tuple(guide.shape)}")
     if lam < 0 or alpha <= 0 or eps <= 0:
         raise ValueError(f"need lam >= 0, alpha > 0 and eps > 0, got lam={lam}, alpha={alpha}, eps={eps}")
+    if guide_scale not in _GUIDE_SCALES:
+        raise ValueError(f"guide_scale must be one of {', '.join(_GUIDE_SCALES)}; got {guide_scale!r}")
     lum = luminance(guide) if guide.shape[1] == 3 else guide
-    log_lum = torch.log(lum.clamp_min(0.0) + _LOG_EPS)
-    gx = (log_lum[..., :, 1:] - log_lum[..., :, :-1]).abs()
-    gy = (log_lum[..., 1:, :] - log_lum[..., :-1, :]).abs()
+    if guide_scale == "log":
+        lum = torch.log(lum.clamp_min(0.0) + _LOG_EPS)
+    gx = (lum[..., :, 1:] - lum[..., :, :-1]).abs()
+    gy = (lum[..., 1:, :] - lum[..., :-1, :]).abs()
     return lam / (gx.pow(alpha) + eps), lam / (gy.pow(alpha) + eps)
 
 
@@ -622,6 +640,7 @@ def wls_filter(
     lam: float = 0.8,
     alpha: float = 1.0,
     eps: float = 1e-4,
+    guide_scale: GuideScale = "log",
     tol: float = 1e-4,
     max_iters: int = 2000,
     check_interrupt: InterruptFn | None = None,
@@ -641,6 +660,7 @@ def wls_filter(
         lam: λ, smoothness; 0 returns ``image``.
         alpha: α, edge sensitivity.
         eps: ε of the weights.
+        guide_scale: ``"log"`` or ``"linear"`` (see ``wls_weights``).
         tol: relative residual at which the solve stops.
         max_iters: cap on conjugate-gradient iterations.
         check_interrupt: called before every iteration; raise from it to stop.
@@ -683,7 +703,7 @@ def wls_filter(
     if lam == 0:
         tracker.finish()
         return image.clone()
-    wx, wy = wls_weights(guide.to(image.dtype), lam=lam, alpha=alpha, eps=eps)
+    wx, wy = wls_weights(guide.to(image.dtype), lam=lam, alpha=alpha, eps=eps, guide_scale=guide_scale)
     solve = _solve_multigrid if solver == "multigrid" else _solve_cg_jacobi
     out = solve(image, wx, wy, tol, max_iters, check_interrupt, tracker)
     tracker.finish()
@@ -697,6 +717,7 @@ def wls_refine(
     lam: float = 0.8,
     alpha: float = 1.0,
     eps: float = 1e-4,
+    guide_scale: GuideScale = "log",
     tol: float = 1e-4,
     max_iters: int = 2000,
     check_interrupt: InterruptFn | None = None,
@@ -710,7 +731,7 @@ def wls_refine(
     Args:
         ap: (N, 3, H, W) A' in 0..1.
         a: (N or 1, 3, H, W) A in 0..1, same size as ``ap``; also the guide.
-        lam, alpha, eps, tol, max_iters, check_interrupt, progress, solver: as in
+        lam, alpha, eps, guide_scale, tol, max_iters, check_interrupt, progress, solver: as in
             ``wls_filter``.
 
     Returns:
@@ -730,7 +751,7 @@ def wls_refine(
         raise ValueError(f"A' has batch {ap.shape[0]} and A has batch {a.shape[0]}; use equal batches or one A")
     a = a.to(device=ap.device, dtype=ap.dtype)
     detail = wls_filter(
-        ap - a, a, lam=lam, alpha=alpha, eps=eps, tol=tol, max_iters=max_iters,
+        ap - a, a, lam=lam, alpha=alpha, eps=eps, guide_scale=guide_scale, tol=tol, max_iters=max_iters,
         check_interrupt=check_interrupt, progress=progress, solver=solver,
     )
     return (a + detail).clamp(0.0, 1.0)

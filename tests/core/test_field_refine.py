@@ -337,3 +337,31 @@ def test_wls_rejects_bad_inputs():
         wls_filter(torch.full_like(a, float("nan")), a)
     with pytest.raises(ValueError, match="solver must be one of multigrid, cg-jacobi"):
         wls_filter(a, a, solver="lu")  # type: ignore[arg-type]
+
+
+def test_wls_weights_on_a_known_step_in_both_guide_scales():
+    """A vertical step from 0.25 to 0.75 in a gray guide: only the pair across it is weak."""
+    guide = torch.full((1, 1, 3, 4), 0.25)
+    guide[..., 2:] = 0.75
+    for scale, step in (("linear", 0.5), ("log", float(torch.log(torch.tensor(0.75 + 1e-4)) - torch.log(torch.tensor(0.25 + 1e-4))))):
+        wx, wy = wls_weights(guide, lam=0.8, alpha=1.0, eps=1e-4, guide_scale=scale)
+        torch.testing.assert_close(wx[..., 1], torch.full((1, 1, 3), 0.8 / (step + 1e-4)))
+        torch.testing.assert_close(wx[..., 0], torch.full((1, 1, 3), 0.8 / 1e-4))
+        torch.testing.assert_close(wy, torch.full((1, 1, 2, 4), 0.8 / 1e-4))
+    with pytest.raises(ValueError, match="guide_scale must be one of log, linear"):
+        wls_weights(guide, guide_scale="gamma")  # type: ignore[arg-type]
+
+
+def test_photo_mode_keeps_the_structure_image_and_takes_the_colour_change():
+    """finish_photo on a vote that is A under a global colour shift plus a patch texture
+    that A does not have: the shift survives (WLS keeps constants), the texture goes."""
+    from analogy_core import AnalogyState
+    from analogy_core.pipeline import finish_photo
+
+    a = _blocks(32, 48) * 0.8 + 0.1  # flat regions and sharp edges, in 0.1..0.9
+    shift = torch.tensor([0.08, -0.05, 0.1]).view(1, 3, 1, 1)
+    texture = 0.08 * (torch.rand(1, 1, 32, 48, generator=torch.Generator().manual_seed(3)) - 0.5)
+    state = AnalogyState(a=a, bp=a + shift, a_net=a, bp_net=a, feat_a={}, feat_bp={}, feat_ap={}, feat_b={})
+    ap, b = finish_photo(state, a + shift + texture, a + texture)
+    assert (ap - (a + shift)).abs().mean() < 0.1 * texture.abs().mean()
+    assert (b - a).abs().mean() < 0.1 * texture.abs().mean()  # B: B''s structure in A's colours

@@ -90,23 +90,30 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
             "settings": dataclasses.asdict(cfg), "threads": torch.get_num_threads()}
 
 
+_GROUPS = {"features": "features", "nnf": "nnf", "deconv": "deconv", "fusion": "fusion", "pixel": "refine",
+           "wls": "refine", "vote": "vote"}
+"""First word of a progress stage → its column: the pixel and WLS refinements share one."""
+
+
 def _group(timings: dict[str, float]) -> dict[str, float]:
-    out = {"features": 0.0, "nnf": 0.0, "deconv": 0.0, "fusion": 0.0, "vote": 0.0}
+    out = dict.fromkeys(_GROUPS.values(), 0.0)
     for stage, t in timings.items():
-        out[stage.split()[0]] += t
+        out[_GROUPS[stage.split()[0]]] += t
     return out
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of the measurements: grouped stages, then per-layer detail."""
-    head = "| size | device | features s | NNF s | deconv s | fusion s | vote s | total s | peak memory | VGG fwd s | total / VGG fwd |"
+    head = ("| size | device | features s | NNF s | deconv s | fusion s | refine s | vote s | total s | peak memory | "
+            "VGG fwd s | total / VGG fwd | refine / VGG fwd |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         g = _group(r["timings"])
         lines.append(
             f"| {r['size']} | {r['device']} | {g['features']:.2f} | {g['nnf']:.1f} | {g['deconv']:.1f} | "
-            f"{g['fusion']:.2f} | {g['vote']:.2f} | {r['total']:.1f} | {r['peak_memory_bytes'] / 2**30:.2f} GiB | "
-            f"{r['vgg_forward']:.3f} | {r['total'] / r['vgg_forward']:.0f} |"
+            f"{g['fusion']:.2f} | {g['refine']:.2f} | {g['vote']:.2f} | {r['total']:.1f} | "
+            f"{r['peak_memory_bytes'] / 2**30:.2f} GiB | {r['vgg_forward']:.3f} | {r['total'] / r['vgg_forward']:.0f} | "
+            f"{g['refine'] / r['vgg_forward']:.2f} |"
         )
     layers = [k for k in rows[0]["timings"] if k.startswith(("nnf", "deconv"))] if rows else []
     if layers:

@@ -8,6 +8,7 @@ from comfy_api.latest import io
 
 from ..analogy_core import FlowField, flow_to_colour, warp_by_field, wls_refine
 from ..analogy_core.field import ColourMode, WarpMode
+from ..analogy_core.refine import GuideScale
 from ._layout import image_from_core, image_to_core, mask_from_core, mask_to_core
 from ._run import Progress, check_interrupt, compute
 from ._types import CATEGORY, NNF
@@ -122,6 +123,10 @@ class WarpMask(io.ComfyNode):
         return io.NodeOutput(mask_from_core(warped))
 
 
+WLS_EDGES: dict[str, GuideScale] = {"log luminance": "log", "luminance": "linear"}
+"""WLS Refine's ``edges`` options → ``refine.wls_weights``'s ``guide_scale``."""
+
+
 class WLSRefine(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -155,15 +160,27 @@ class WLSRefine(io.ComfyNode):
                     step=0.05,
                     tooltip="α: how sharply A's edges stop the smoothing (1.0; Farbman et al. use 1.2–2.0).",
                 ),
+                io.Combo.Input(
+                    "edges",
+                    options=list(WLS_EDGES),
+                    default="log luminance",
+                    optional=True,
+                    tooltip="What the edge weights measure: differences of A's log-luminance (Farbman et al.) or "
+                    "of its plain luminance in 0..1, as the authors' photo mode (photo2photo preset) does. With "
+                    "'luminance', λ 0.8 and α 1 this node gives the photo2photo preset's A' from the plain vote; fed "
+                    "B and B' in place of A' and A, its B.",
+                ),
             ],
             outputs=[io.Image.Output("refined", display_name="image", tooltip="The refined A', at A's size.")],
         )
 
     @classmethod
-    def execute(cls, a_prime: torch.Tensor, a: torch.Tensor, smoothness: float, alpha: float) -> io.NodeOutput:
+    def execute(
+        cls, a_prime: torch.Tensor, a: torch.Tensor, smoothness: float, alpha: float, edges: str = "log luminance"
+    ) -> io.NodeOutput:
         device: torch.device = comfy.model_management.get_torch_device()
         ap_core, a_core = image_to_core(a_prime, "a_prime").to(device), image_to_core(a, "a").to(device)
         with compute(device=device):
-            refined = wls_refine(ap_core, a_core, lam=smoothness, alpha=alpha, max_iters=_WLS_MAX_ITERS,
-                                 progress=Progress(), check_interrupt=check_interrupt)
+            refined = wls_refine(ap_core, a_core, lam=smoothness, alpha=alpha, guide_scale=WLS_EDGES[edges],
+                                 max_iters=_WLS_MAX_ITERS, progress=Progress(), check_interrupt=check_interrupt)
         return io.NodeOutput(image_from_core(refined))

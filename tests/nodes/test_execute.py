@@ -337,3 +337,18 @@ def test_wls_refine(node_classes, one_node, images):
     torch.testing.assert_close(unchanged, one_node[0][0], atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="A' is 64x48 px but A is 32x24 px"):
         run(node, a_prime=one_node[0][0], a=a[:, ::2, ::2], smoothness=0.8, alpha=1.0)
+
+
+def test_wls_refine_with_luminance_edges_is_the_photo_mode(node_classes, one_node, images, core, shared):
+    """WLS Refine with edges 'luminance', λ 0.8, α 1 gives what photo2photo's photo mode
+    gives for the same vote (``pipeline.finish_photo``), and differs from 'log luminance'."""
+    a, voted = images[0], one_node[0][0]
+    node = node_classes["DeepAnalogy_WLSRefine"]
+    (photo,) = run(node, a_prime=voted, a=a, smoothness=0.8, alpha=1.0, edges="luminance")
+    (log,) = run(node, a_prime=voted, a=a, smoothness=0.8, alpha=1.0)
+    to_core = shared.layout.image_to_core
+    state = core.AnalogyState(a=to_core(a), bp=to_core(a), a_net=to_core(a), bp_net=to_core(a), feat_a={},
+                              feat_bp={}, feat_ap={}, feat_b={})
+    want, _ = core.finish_photo(state, to_core(voted), to_core(a))
+    assert torch.equal(photo, shared.layout.image_from_core(want))
+    assert (photo - log).abs().max() > 1e-3

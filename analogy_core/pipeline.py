@@ -25,7 +25,7 @@ from .fusion import feature_mask, fuse
 from .image import pixel_grid
 from .nnf import _resample_coords, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import patchmatch
-from .pixel import REFINE_RADII, refine_pyramid, refine_work, resample_field
+from .pixel import MIN_CORRELATED, REFINE_RADII, correlated_fraction, refine_pyramid, refine_work, resample_field
 from .progress import InterruptFn, ProgressFn, ProgressTracker
 from .refine import wls_refine
 from .vgg import VGG19, layer_above, layer_below
@@ -443,7 +443,11 @@ def refine_pixels(
     The fields at ``layer`` are refined on the images themselves to sub-pixel precision
     (``analogy_core.pixel.refine_pyramid``): from the network's grid up to A's and B''s
     own sizes, with a windowed luminance correlation that no appearance change can lock.
-    ``reconstruct`` then votes through the refined fields.
+    ``reconstruct`` then votes through the refined fields. A pair (direction and batch
+    item) whose images do not correlate near the field (``pixel.correlated_fraction`` below
+    ``pixel.MIN_CORRELATED``: different scenes, a photo and a painting) keeps its plain
+    field; when no direction of any item is refined the state is returned unchanged
+    but for ``moved["pixel"]`` = (0, 0), so the vote is exactly the plain one.
 
     Args:
         state: the state after the NNF search at ``layer``.
@@ -460,20 +464,37 @@ def refine_pixels(
     """
     per_direction = refine_work(REFINE_RADII)
     tracker = ProgressTracker(progress, 2 * per_direction, "pixel refinement")
-    fields, moved = {}, {}
+    fields, moved, gated = {}, {}, {}
     for side, source, target in (("a", state.a, state.bp), ("b", state.bp, state.a)):
         other = "b" if side == "a" else "a"
         start = _start_field(state, side, layer)
+        # the pair gate: only views of one scene are refined (see analogy_core.pixel)
+        keep = correlated_fraction(source, target, start, state.size(other, layer), check_interrupt=check_interrupt)
+        gated[side] = keep >= MIN_CORRELATED
+        logger.info("pixel refinement %s: correlated fraction %s (refined where >= %.2f)", "A→B'" if side == "a"
+                    else "B'→A", ", ".join(f"{float(f):.3f}" for f in keep), MIN_CORRELATED)
+        # the field the plain vote uses: carried to the images' sizes, whole pixels
+        nnf = _require(state.nnf_ab if side == "a" else state.nnf_ba, layer, f"φ at {layer}", "the NNF search")
+        plain = upsample_nnf(nnf, state.size(side, "original"), state.size(other, layer),
+                             state.size(other, "original")).float()
+        if not bool(gated[side].any()):
+            tracker.advance(per_direction)
+            fields[side], moved[side] = plain, 0.0
+            continue
         refined, _ = refine_pyramid(
             source, target, start, state.size(other, layer), check_interrupt=check_interrupt,
             progress=tracker.share(per_direction),
         )
+        refined = torch.where(gated[side].view(-1, 1, 1, 1), refined, plain)
         # how far each pixel moved from its start carried to the images' sizes unrefined
         carried = resample_field(start, state.size(side, "original"), state.size(other, layer),
                                  state.size(other, "original"))
         fields[side] = refined
-        moved[side] = float(((refined - carried).norm(dim=-1) >= 0.25).float().mean())
+        moved[side] = float((((refined - carried).norm(dim=-1) >= 0.25) & gated[side].view(-1, 1, 1)).float().mean())
     tracker.finish()
+    if not any(bool(g.any()) for g in gated.values()):
+        # nothing refined: the state stays as the search left it, so the vote is the plain one
+        return dataclasses.replace(state, moved={**state.moved, "pixel": (0.0, 0.0)})
     return dataclasses.replace(
         state, field_ab=fields["a"], field_ba=fields["b"], moved={**state.moved, "pixel": (moved["a"], moved["b"])}
     )

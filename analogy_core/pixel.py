@@ -16,8 +16,15 @@ Before each pass the field is smoothed among neighbours that agree with it (with
 ``smooth_tol`` px): that removes the rounding noise of an integer field without mixing
 separate pieces of a collage. A pixel keeps its old match unless the source is textured
 there, the new match correlates well (1 − r² ≤ ``max_cost``) and, for a move to another
-integer offset, it beats the old match by ``margin``; painting/photo pairs, whose
-windows hardly correlate, are left as the deep search made them.
+integer offset, it beats the old match by ``margin``.
+
+Pairs of different scenes (a photo and a painting, two photos of different places), whose
+windows hardly correlate anywhere, are left exactly as the deep search made them: the
+refinement runs only for a pair in which at least ``MIN_CORRELATED`` of the textured source
+pixels find a well-correlating match (1 − r² ≤ ``CORRELATED_COST``) within 1 px of the
+deep field (``correlated_fraction``). Views of one scene under an appearance change
+score 0.5–0.98 there, the authors' example pairs 0.004–0.2: there, luminance edges line
+up in ways that do not mean the same content, and moving to them made faces worse.
 
 Fields here are continuous: (N, H, W, 2) float32 absolute (x, y) coordinates in the
 target image's pixels (pixel centres at integers), always inside the target.
@@ -39,6 +46,14 @@ Size = tuple[int, int]
 
 _VAR_EPS = 1e-4
 """Added to both windows' luminance variances: a flat window correlates with nothing."""
+
+CORRELATED_COST = 0.2
+"""Largest 1 − r² (r ≥ 0.89) that counts as a well-correlating match for the pair gate."""
+MIN_CORRELATED = 0.3
+"""Least fraction of textured source pixels with a well-correlating match near the deep
+field for a pair to be refined at all (``correlated_fraction``)."""
+GATE_RADIUS = 1
+"""Search radius (px) of the pair gate, on the field's own grid."""
 
 REFINE_RADII: tuple[int, ...] = (2, 1)
 """Search radius (px) of each pass at the first (coarsest) level of ``refine_pyramid``."""
@@ -193,6 +208,59 @@ def _refine_pass(
     moved = torch.where(accept.unsqueeze(-1), field + step, field)
     target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
     return clamp_field(moved, target_hw), accept
+
+
+def correlated_fraction(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    field: torch.Tensor,
+    target_hw: Size,
+    *,
+    radius: int = GATE_RADIUS,
+    window: int = 5,
+    min_texture: float = 1e-4,
+    good: float = CORRELATED_COST,
+    check_interrupt: InterruptFn | None = None,
+) -> torch.Tensor:
+    """How much of the source finds its luminance pattern in the target near the field.
+
+    On copies of the images resized to the field's grid: the fraction of textured source
+    pixels (windowed luminance variance above ``min_texture``) whose best 1 − r² within
+    ``radius`` px of the field is at most ``good``. The pair gate of ``refine_pixels``.
+
+    Args:
+        source: (N, 3, H, W) RGB 0..1 (any size; resized to the field's grid).
+        target: (N, 3, Ht, Wt) RGB 0..1 (resized to ``target_hw``).
+        field: (N, h, w, 2) continuous coordinates into a ``target_hw`` grid.
+        target_hw: (H, W) of the grid ``field`` points into.
+        radius, window, min_texture: as in ``refine_field``.
+        good: largest 1 − r² that counts.
+        check_interrupt: called before every scored offset.
+
+    Returns:
+        (N,) float fractions in 0..1 (0 for an item without texture).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> img = F.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(48, 48), mode="bicubic").clamp(0, 1)
+        >>> ident = pixel_grid(48, 48).unsqueeze(0)
+        >>> float(correlated_fraction(img, 1 - img, ident, (48, 48))) > 0.9  # the same picture, inverted
+        True
+        >>> float(correlated_fraction(img, img.flip(-1), ident, (48, 48))) < 0.3  # another picture
+        True
+    """
+    check_shape(field, "N H W 2", "field")
+    size = (int(field.shape[1]), int(field.shape[2]))
+    src_lum = luminance(_resized(source.float(), size))
+    tgt_lum = luminance(_resized(target.float(), target_hw))
+    src_mean = box_mean(src_lum, window)
+    src_var = box_mean(src_lum * src_lum, window) - src_mean * src_mean
+    tracker = ProgressTracker(None, (2 * radius + 1) ** 2)
+    field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
+    costs = _ncc_costs(src_lum, src_mean, src_var, tgt_lum, field, radius, window, check_interrupt, tracker)
+    textured = src_var[:, 0] > min_texture
+    good_here = (costs.min(dim=0).values <= good) & textured
+    return good_here.sum(dim=(1, 2)).float() / textured.sum(dim=(1, 2)).clamp_min(1).float()
 
 
 def refine_work(radii: Sequence[int] = REFINE_RADII) -> int:

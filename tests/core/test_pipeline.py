@@ -96,7 +96,7 @@ def test_pixel_refinement_makes_the_known_shift_subpixel_accurate(vgg, device):
     """A pair like the one above, shifted by a non-integer (6.5, 4.5) px: an integer
     field cannot get closer than 0.7 px; the pixel refinement removes that floor, and A'
     comes much closer to the truth."""
-    a_big, _ = _demo(device, (84, 112))
+    a_big = F.interpolate(load_image(CHELSEA), size=(84, 112), mode="bilinear", antialias=True).to(device)
     a = a_big[:, :, :72, :96]
     mix = torch.tensor([[0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.7, 0.1, 0.2]], device=device)
 
@@ -124,8 +124,17 @@ def test_pixel_refinement_makes_the_known_shift_subpixel_accurate(vgg, device):
     assert "pixel refinement" in refined.timings
 
 
+def _one_scene(device, size=(48, 64), shift=(3.5, 2.0)):
+    """A (chelsea) and B' = A shifted by a non-integer offset, with its colours mixed."""
+    h, w = size
+    big = F.interpolate(load_image(CHELSEA), size=(h + 8, w + 8), mode="bilinear", antialias=True).to(device)
+    mix = torch.tensor([[0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.7, 0.1, 0.2]], device=device)
+    shifted = sample_bilinear(big, pixel_grid(h, w, device=device) + torch.tensor(shift, device=device))
+    return big[:, :, :h, :w], torch.einsum("ij,njhw->nihw", mix, shifted).clamp(0, 1)
+
+
 def test_step_functions_compose_to_run_analogy(vgg, device):
-    a, bp = _demo(device, (48, 64))
+    a, bp = _one_scene(device)
     cfg = dataclasses.replace(FAST, lbfgs_iters=4, pm_iters=2, pixel_refine=True)
     whole = run_analogy(vgg, a, bp, cfg, seed=3)
     st = prepare(vgg, a, bp, cfg)
@@ -136,8 +145,21 @@ def test_step_functions_compose_to_run_analogy(vgg, device):
         if i + 1 < len(LAYERS):
             st = deconvolve_layer(vgg, st, layer, patch_size=cfg.patch_sizes[i], lbfgs_iters=cfg.lbfgs_iters, deconv=cfg.deconv)
     st = refine_pixels(st)
+    assert st.field_ab is not None and st.moved["pixel"][0] > 0  # one scene: the refinement ran
     ap, b, fab, fba = reconstruct(st, vote_patch=cfg.vote_patch)
     assert torch.equal(ap, whole.ap) and torch.equal(b, whole.b) and torch.equal(fab, whole.flow_ab)
+
+
+def test_pixel_refinement_leaves_a_photo_and_a_painting_exactly_alone(vgg, device):
+    """The demo's photograph and painting do not correlate near the deep field: the pair
+    gate skips the refinement, and A', B and the fields equal the plain run's bit for bit."""
+    a, bp = _demo(device, (64, 96))
+    cfg = dataclasses.replace(FAST, lbfgs_iters=4, pm_iters=2)
+    plain = run_analogy(vgg, a, bp, cfg, seed=1)
+    gated = run_analogy(vgg, a, bp, dataclasses.replace(cfg, pixel_refine=True), seed=1)
+    assert gated.state.field_ab is None and gated.state.moved["pixel"] == (0.0, 0.0)
+    for x, y in ((plain.ap, gated.ap), (plain.b, gated.b), (plain.flow_ab, gated.flow_ab), (plain.flow_ba, gated.flow_ba)):
+        assert torch.equal(x, y)
 
 
 def test_release_deconvolution_mode_runs(vgg, device):

@@ -9,6 +9,7 @@ from analogy_core import FlowField, flow_to_colour, warp_by_field, wls_apply, wl
 from analogy_core.nnf import identity_nnf, nnf_to_flow
 from analogy_core.refine import _SOLVERS
 from analogy_core.vote import warp
+from bench.wls_speed import blocks
 
 
 def _constant_flow(dx: float, dy: float, h: int = 4, w: int = 5, n: int = 1) -> torch.Tensor:
@@ -140,18 +141,7 @@ def _guide(h: int = 24, w: int = 32, seed: int = 0) -> torch.Tensor:
     return img
 
 
-def _blocks(h: int, w: int, seed: int = 0, n: int = 12) -> torch.Tensor:
-    """Flat grey with ``n`` flat-coloured rectangles, placed relative to the size: edges
-    with couplings ~1 between flat areas with couplings λ/ε = 8000, the same picture at
-    every size."""
-    g = torch.Generator().manual_seed(seed)
-    img = torch.full((1, 3, h, w), 0.5)
-    for _ in range(n):
-        y0, x0 = torch.rand(2, generator=g).tolist()
-        dy, dx = (torch.rand(2, generator=g) * 0.35 + 0.15).tolist()
-        colour = torch.rand(3, 1, 1, generator=g) * 0.9 + 0.05
-        img[0, :, int(y0 * h) : int(min(y0 + dy, 1) * h), int(x0 * w) : int(min(x0 + dx, 1) * w)] = colour
-    return img
+_blocks = blocks  # the WLS benchmark's guide: flat areas and sharp block edges
 
 
 def _step(h: int, w: int, col: int) -> torch.Tensor:

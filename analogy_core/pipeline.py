@@ -584,11 +584,11 @@ def finish_photo(
 def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
     """Progress units of a full run (``run_analogy``'s ``total``).
 
-    One unit per PatchMatch iteration, direction, layer and image pair, one per L-BFGS
-    iteration, direction and deconvolved layer, one per offset scored by the pixel
-    refinement in each direction (when ``cfg.pixel_refine``), ``WLS_UNITS`` for each WLS
-    refinement of A' and B (when ``cfg.wls_refine``), plus one for the features and one
-    for the vote.
+    Per image pair (``run_analogy`` solves the pairs of a batch one after another): one
+    unit per PatchMatch iteration, direction and layer, one per L-BFGS iteration,
+    direction and deconvolved layer, one per offset scored by the pixel refinement in each
+    direction (when ``cfg.pixel_refine``), ``WLS_UNITS`` for each WLS refinement of A'
+    and B (when ``cfg.wls_refine``), plus one for the features and one for the vote.
 
     Args:
         cfg: the settings.
@@ -600,7 +600,8 @@ def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
     """
     pixel = 2 * refine_work(REFINE_RADII) if cfg.pixel_refine else 0
     wls = 2 * WLS_UNITS if cfg.wls_refine else 0
-    return len(LAYERS) * 2 * cfg.pm_iters * batch + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + pixel + wls + 2
+    per_pair = len(LAYERS) * 2 * cfg.pm_iters + (len(LAYERS) - 1) * 2 * cfg.lbfgs_iters + pixel + wls + 2
+    return batch * per_pair
 
 
 class _Stages:
@@ -640,6 +641,10 @@ def run_analogy(
     then (``cfg.pixel_refine``) the pixel-level refinement of both fields, the pixel vote,
     and (``cfg.wls_refine``) the photo mode's WLS refinement.
 
+    The pairs of a batch are solved one after another, each as a batch of one with the
+    same ``seed``: an item's result does not depend on what else is in its batch (on CPU
+    it is bit-identical to running it alone), and memory holds one pair's state at a time.
+
     Args:
         vgg: loaded network (its device and dtype are used).
         a: (N, 3, H, W) RGB 0..1; the structure of A' comes from it.
@@ -655,14 +660,48 @@ def run_analogy(
             evaluation; raise from it to cancel.
 
     Returns:
-        The ``AnalogyResult``.
+        The ``AnalogyResult``; for a batch, its ``state`` is the last pair's and its
+        ``timings`` are summed over the pairs.
 
     Raises:
         ValueError/TypeError: invalid inputs, with the problem and the fix in the message.
     """
-    param = next(vgg.parameters())
     batch = _batch(a, bp)
+    a, bp = _check_images(a, bp)
     tracker = ProgressTracker(progress, total_work(cfg, batch))
+    outputs: list[tuple[torch.Tensor, ...]] = []
+    timings: dict[str, float] = {}
+    last: AnalogyState | None = None
+    for i in range(batch):
+        share = tracker.share(total_work(cfg), prefix=f"pair {i + 1} of {batch}: " if batch > 1 else "")
+        result = _run_pair(vgg, a[i : i + 1], bp[i : i + 1], cfg, seed, share, check_interrupt)
+        if batch == 1:
+            return result
+        outputs.append((result.ap, result.b, result.flow_ab, result.flow_ba))
+        for stage, t in result.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + t
+        last = result.state if i == batch - 1 else None
+        del result  # only the last pair's state outlives its pair
+    tracker.finish()
+    ap, b, flow_ab, flow_ba = (torch.cat(parts) for parts in zip(*outputs))
+    assert last is not None
+    return AnalogyResult(ap=ap, b=b, flow_ab=flow_ab, flow_ba=flow_ba, state=last, timings=timings)
+
+
+def _run_pair(
+    vgg: VGG19,
+    a: torch.Tensor,
+    bp: torch.Tensor,
+    cfg: AnalogyConfig,
+    seed: int,
+    progress: ProgressFn,
+    check_interrupt: InterruptFn | None,
+) -> AnalogyResult:
+    """``run_analogy`` for one pair: ``a`` and ``bp`` are batches of one."""
+    if check_interrupt is not None:
+        check_interrupt()  # between two pairs of a batch
+    param = next(vgg.parameters())
+    tracker = ProgressTracker(progress, total_work(cfg))
     stages = _Stages(tracker, param.device)
     with stages.stage("features"):
         state = prepare(vgg, a, bp, cfg)
@@ -675,7 +714,7 @@ def run_analogy(
             state = search_layer(
                 state, layer, patch_size=cfg.patch_sizes[i], pm_iters=cfg.pm_iters,
                 search_radius=cfg.search_radii[i], seed=seed, pm_jumps=cfg.pm_jumps,
-                progress=tracker.share(2 * batch * cfg.pm_iters), check_interrupt=check_interrupt,
+                progress=tracker.share(2 * cfg.pm_iters), check_interrupt=check_interrupt,
             )
         if i + 1 < len(LAYERS):
             with stages.stage(f"deconv {layer}"):

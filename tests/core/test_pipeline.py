@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 
 from analogy_core import (
     LAYERS,
+    AnalogyState,
     deconvolve_layer,
     fuse_layer,
     pixel_grid,
@@ -201,3 +203,27 @@ def test_batches_pair_and_broadcast(vgg, device):
     assert res.ap.shape == (2, 3, 48, 64) and res.b.shape == (2, 3, 48, 64)
     with pytest.raises(ValueError, match="batch 2 and B' has batch 3"):
         run_analogy(vgg, a2, torch.cat([bp] * 3), FAST)
+
+
+def test_batch_items_are_independent_and_solved_one_at_a_time(vgg, device):
+    """Each pair of a batch of three gives bit for bit what it gives alone (CPU), and
+    while the third pair runs no state of the first two is alive."""
+    if device.type != "cpu":
+        pytest.skip("bit-identity across batch sizes is a CPU guarantee")
+    big = F.interpolate(load_image(CHELSEA), size=(64, 96), mode="bilinear", antialias=True).to(device)
+    a3 = torch.cat([big[..., :48, :64], big[..., 16:, 32:], big[..., 8:56, 16:80].flip(-1)])
+    _, bp = _demo(device, (48, 64))
+    cfg = dataclasses.replace(FAST, lbfgs_iters=3, pm_iters=2, pixel_refine=True)
+    alive: set[int] = set()
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if stage.startswith("pair 3 of 3: nnf"):
+            alive.update(o.a.data_ptr() for o in gc.get_objects() if type(o) is AnalogyState)
+
+    batch = run_analogy(vgg, a3, bp, cfg, seed=5, progress=progress)
+    for i in range(3):
+        alone = run_analogy(vgg, a3[i : i + 1], bp, cfg, seed=5)
+        for got, want in ((batch.ap, alone.ap), (batch.b, alone.b), (batch.flow_ab, alone.flow_ab),
+                          (batch.flow_ba, alone.flow_ba)):
+            assert torch.equal(got[i : i + 1], want)
+    assert alive == {a3[2:3].data_ptr()}

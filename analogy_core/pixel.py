@@ -351,18 +351,25 @@ def refine_field(
     return field, moved
 
 
-def resample_field(field: torch.Tensor, source_hw: Size, target_hw_old: Size, target_hw_new: Size) -> torch.Tensor:
+def resample_field(
+    field: torch.Tensor, source_hw: Size, target_hw_old: Size, target_hw_new: Size, *, tol: float = 1.0
+) -> torch.Tensor:
     """Carry a continuous field to other source and target grid sizes.
 
     The displacement (target minus source position) is interpolated bilinearly at the new
     source pixels' centres, so a constant displacement stays exact up to the borders; the
-    positions are then scaled to the new target grid (pixel centres aligned).
+    positions are then scaled to the new target grid (pixel centres aligned). Where the
+    bilinear displacement differs from the nearest old pixel's by more than ``tol`` px (an
+    edge between two pieces of a collage), the nearest one is kept: an average of two
+    unrelated matches points at neither, and voting through it pastes stray content.
 
     Args:
         field: (N, h, w, 2) continuous coordinates into a ``target_hw_old`` grid.
         source_hw: (H, W) of the new source grid.
         target_hw_old: (H, W) of the target grid ``field`` points into.
         target_hw_new: (H, W) of the new target grid.
+        tol: largest difference (px, on the old grid) between the interpolated and the
+            nearest displacement for the interpolated one to be used.
 
     Returns:
         (N, H, W, 2) float32 coordinates inside ``target_hw_new``.
@@ -378,7 +385,9 @@ def resample_field(field: torch.Tensor, source_hw: Size, target_hw_old: Size, ta
     old_grid = pixel_grid(h, w, device=field.device)
     disp = (field.float() - old_grid).permute(0, 3, 1, 2)
     if (h, w) != tuple(source_hw):
-        disp = F.interpolate(disp, size=source_hw, mode="bilinear", align_corners=False)
+        smooth = F.interpolate(disp, size=source_hw, mode="bilinear", align_corners=False)
+        nearest = F.interpolate(disp, size=source_hw, mode="nearest")
+        disp = torch.where((smooth - nearest).abs().amax(dim=1, keepdim=True) > tol, nearest, smooth)
     # a new source pixel p' sits at (p' + 0.5)·(old/new) − 0.5 on the old source grid;
     # its old target is there plus the displacement, which scales to the new target grid
     dev = field.device

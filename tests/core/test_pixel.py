@@ -162,3 +162,19 @@ def test_continuous_vote_reproduces_and_interpolates(device):
     assert torch.allclose(patch_vote(img, ident, 3), img, atol=1e-6)
     half = patch_vote(img, (ident + torch.tensor([0.5, 0.0], device=device)).clamp(max=11), 1)
     assert torch.allclose(half[..., :-1], 0.5 * (img[..., :-1] + img[..., 1:]), atol=1e-6)
+
+
+def test_resample_field_keeps_the_edge_between_two_pieces(device):
+    """Left half of the source matches 10 px right, the right half 30 px right: doubled,
+    every pixel keeps one of the two displacements (20 or 60 px), none points in between;
+    a gentle slope of displacements is still interpolated."""
+    f = pixel_grid(6, 8, device=device).unsqueeze(0).clone()
+    f[..., :4, 0] += 10.0
+    f[..., 4:, 0] += 30.0
+    out = resample_field(f, (12, 16), (6, 48), (12, 96))  # the target doubles too
+    dx = (out - pixel_grid(12, 16, device=device))[0, :, :, 0]
+    assert set(dx.unique().round(decimals=4).tolist()) == {20.0, 60.0}
+    slope = pixel_grid(6, 8, device=device).unsqueeze(0) * torch.tensor([1.1, 1.0], device=device)  # 0.1 px per px
+    fine = resample_field(slope, (12, 16), (6, 9), (12, 18))
+    dx = (fine - pixel_grid(12, 16, device=device))[0, 4, 2:-2, 0]
+    assert len(dx.unique()) == dx.numel()  # interpolated: every column its own value

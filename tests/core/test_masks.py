@@ -213,3 +213,74 @@ def test_bad_masks_get_clear_errors(vgg, device):
     tiny[..., 0, 0] = 1  # one pixel at 4× the size: gone at the image's size
     with pytest.raises(ValueError, match="pair 1's region on A has no pixel left"):
         prepare(vgg, a, bp, FAST, regions=Regions(guide=guide_from_masks([tiny], [right])))
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+CLI_FAST = ["--preset", "paper", "--min-side", "32", "--max-side", "96", "--pm-iters", "2", "--lbfgs-iters", "3",
+            "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    """A 90×60 A, its halves swapped as a 90×60 B', masks at other sizes and label images."""
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("regions")
+    a = np.asarray(Image.open(DEMO / "a.png").convert("RGB").resize((90, 60)))
+    Image.fromarray(a).save(d / "a.png")
+    bp = np.concatenate([a[:, 45:], a[:, :45]], axis=1)
+    Image.fromarray((255 - bp).astype(np.uint8)).save(d / "bp.png")
+    mask = np.zeros((30, 45), np.uint8)
+    mask[:, :20] = 255  # A's left 40 px, at half size
+    Image.fromarray(mask).save(d / "mask_a.png")
+    Image.fromarray(np.zeros((30, 45), np.uint8)).save(d / "black.png")
+    red, blue = np.array([255, 0, 0], np.uint8), np.array([0, 0, 255], np.uint8)
+    la = np.where(np.arange(90)[None, :, None] < 45, red, blue).repeat(60, 0)
+    Image.fromarray(la.astype(np.uint8)).save(d / "labels_a.png")
+    Image.fromarray(la[:, ::-1].astype(np.uint8).copy()).resize((180, 120), Image.NEAREST).save(d / "labels_bp.png")
+    ignore = np.zeros((60, 90), np.uint8)
+    ignore[20:40, 10:30] = 255
+    Image.fromarray(ignore).save(d / "ignore_bp.png")
+    return d
+
+
+def test_cli_region_flags(cli_files, tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from analogy_core.cli import main
+
+    d, out = cli_files, tmp_path / "out"
+    assert main([str(d / "a.png"), str(d / "bp.png"), "--out", str(out), *CLI_FAST, "--mask-a", str(d / "mask_a.png"),
+                 "--feather", "3", "--labels-a", str(d / "labels_a.png"), "--labels-bp", str(d / "labels_bp.png"),
+                 "--ignore-bp", str(d / "ignore_bp.png")]) == 0
+    a, ap = np.asarray(Image.open(d / "a.png")), np.asarray(Image.open(out / "a_prime.png"))
+    assert np.array_equal(ap[:, 40:], a[:, 40:]) and not np.array_equal(ap[:, :37], a[:, :37])
+    flow = np.load(out / "flow_ab.npy")
+    ys, xs = np.mgrid[0:60, 0:90]
+    tx, ty = np.rint(xs + flow[..., 0]).astype(int), np.rint(ys + flow[..., 1]).astype(int)
+    assert ((tx >= 45) == (xs < 45)).mean() >= 0.99  # A's left (red) went to B''s right (red)
+    assert not ((ty >= 20) & (ty < 40) & (tx >= 10) & (tx < 30)).any()
+    fba = np.load(out / "flow_ba.npy")
+    assert ((np.rint(xs + fba[..., 0]) >= 45) == (xs < 45)).mean() >= 0.99
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["regions"]) == {"mask_a", "labels_a", "labels_bp", "ignore_bp", "feather"}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--labels-a", "labels_a.png"], "--labels-a and --labels-bp go together"),
+    (["--mask-a", "black.png"], "mask_a (limit on A) is all black"),
+    (["--labels-a", "labels_a.png", "--labels-bp", "mask_a.png"], "label images: colour(s)"),
+])
+def test_cli_region_errors_are_one_line(cli_files, tmp_path, capsys, flags, message):
+    from analogy_core.cli import main
+
+    d = cli_files
+    flags = [str(d / f) if f.endswith(".png") else f for f in flags]
+    assert main([str(d / "a.png"), str(d / "bp.png"), "--out", str(tmp_path / "o"), *CLI_FAST, *flags]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1

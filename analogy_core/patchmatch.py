@@ -13,10 +13,14 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ._check import check_shape
+from .masks import FREE, IGNORED, SearchConstraint, allowed_targets, nearest_allowed
 from .nnf import _resample_coords, clamp_nnf
 from .progress import InterruptFn, ProgressFn, ProgressTracker
 
 _EPS = 1e-12
+_PENALTY = 16.0
+"""Subtracted from the similarity of a match a ``SearchConstraint`` forbids: similarities
+lie in [-2, 2], so any allowed match scores higher."""
 
 
 def normalise_features(f: torch.Tensor) -> torch.Tensor:
@@ -123,6 +127,7 @@ def patchmatch(
     generator: torch.Generator | None = None,
     check_interrupt: InterruptFn | None = None,
     progress: ProgressFn | None = None,
+    constraint: SearchConstraint | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest-neighbour field from ``source`` patches to ``target`` patches.
 
@@ -149,6 +154,10 @@ def patchmatch(
         check_interrupt: called before every propagation step; raise from it to stop.
         progress: ``progress(done, total, stage)``, one unit per iteration and batch
             item (``total = N · pm_iters``), stage ``"patchmatch"``.
+        constraint: which targets each source pixel may match (``analogy_core.masks``),
+            codes of shape (N, Hs, Ws) and (N, Ht, Wt). Starting targets that break it
+            move to the nearest allowed pixel, candidates that break it are never
+            accepted, and the global random search draws among allowed targets.
 
     Returns:
         ``(nnf, score)``: (N, Hs, Ws, 2) int64 absolute target (x, y) and (N, Hs, Ws)
@@ -176,12 +185,16 @@ def patchmatch(
     else:
         check_shape(init, f"{n} {hs} {ws} 2", "init")
         init = clamp_nnf(init.to(device=dev, dtype=torch.long), (ht, wt))
+    if constraint is not None:
+        check_shape(constraint.source, f"{n} {hs} {ws}", "constraint.source")
+        check_shape(constraint.target, f"{n} {ht} {wt}", "constraint.target")
     tracker = ProgressTracker(progress, n * pm_iters, "patchmatch")
     fields, scores = [], []
     for i in range(n):
+        codes = None if constraint is None else (constraint.source[i].to(dev), constraint.target[i].to(dev))
         f, s = _patchmatch_one(
             [m[i] for m in source], [m[i] for m in target], init[i], patch_size, pm_iters, search_radius,
-            tuple(pm_jumps), generator, check_interrupt, tracker.advance,
+            tuple(pm_jumps), generator, check_interrupt, tracker.advance, codes,
         )
         fields.append(f)
         scores.append(s)
@@ -199,6 +212,7 @@ def _patchmatch_one(
     generator: torch.Generator | None,
     check_interrupt: InterruptFn | None,
     advance: Callable[[int], None],
+    codes: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     scorer = _PatchScorer(src, tgt, patch_size)
     hs, ws = scorer.hs, scorer.ws
@@ -207,7 +221,12 @@ def _patchmatch_one(
     sy, sx = torch.meshgrid(torch.arange(hs, device=dev), torch.arange(ws, device=dev), indexing="ij")
     sy, sx = sy.reshape(-1), sx.reshape(-1)
     cur_x, cur_y = init[..., 0].reshape(-1).clone(), init[..., 1].reshape(-1).clone()
+    rules = None if codes is None else _Rules(codes[0].reshape(-1), codes[1], generator)
+    if rules is not None:
+        cur_x, cur_y = rules.fix(cur_x, cur_y)
     best = scorer.score(sy, sx, cur_y, cur_x)
+    if rules is not None:
+        best = best - _PENALTY * (~rules.allowed(torch.arange(sy.numel(), device=dev), cur_x, cur_y)).to(best.dtype)
     if search_radius is None:
         lo_x, hi_x = torch.zeros_like(cur_x), torch.full_like(cur_x, wt - 1)
         lo_y, hi_y = torch.zeros_like(cur_y), torch.full_like(cur_y, ht - 1)
@@ -221,6 +240,8 @@ def _patchmatch_one(
         nonlocal best
         changed = valid & ((cx != cur_x) | (cy != cur_y))
         idx = changed.nonzero().squeeze(1)
+        if rules is not None and idx.numel():
+            idx = idx[rules.allowed(idx, cx[idx], cy[idx])]
         if idx.numel() == 0:
             return
         s = scorer.score(sy[idx], sx[idx], cy[idx], cx[idx])
@@ -246,7 +267,55 @@ def _patchmatch_one(
             offs = torch.randint(-r, r + 1, (2, sy.numel()), generator=generator).to(dev)
             cx = torch.minimum(torch.maximum(cur_x + offs[0], lo_x), hi_x)
             cy = torch.minimum(torch.maximum(cur_y + offs[1], lo_y), hi_y)
+            if rules is not None and search_radius is None:
+                cx, cy = rules.redraw(cx, cy)
             try_candidates(cx, cy, torch.ones_like(best, dtype=torch.bool))
         advance(1)
     nnf = torch.stack((cur_x.view(hs, ws), cur_y.view(hs, ws)), dim=-1)
     return nnf, best.view(hs, ws)
+
+
+class _Rules:
+    """A ``SearchConstraint`` for one batch item, as the search uses it."""
+
+    def __init__(self, source: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None) -> None:
+        self.source, self.target = source, target  # (Hs·Ws,), (Ht, Wt)
+        self.flat = target.reshape(-1)
+        self.wt = int(target.shape[1])
+        self.generator = generator
+        # allowed target indices per source code, for the redraws of the global search
+        self.pools = {
+            int(code): allowed_targets(int(code), target).reshape(-1).nonzero().squeeze(1)
+            for code in torch.unique(source).tolist()
+        }
+
+    def allowed(self, idx: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
+        """Whether source pixels ``idx`` may match (cx, cy)."""
+        tc = self.flat[cy * self.wt + cx]
+        sc = self.source[idx]
+        return (tc != IGNORED) & ((sc == FREE) | (sc == tc))
+
+    def fix(self, cx: torch.Tensor, cy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move forbidden starting targets to the nearest allowed pixel."""
+        bad = ~self.allowed(torch.arange(cx.numel(), device=cx.device), cx, cy)
+        if not bool(bad.any()):
+            return cx, cy
+        pts = torch.stack((cx[bad], cy[bad]), dim=1).double()
+        fixed = torch.round(nearest_allowed(pts, self.source[bad], self.target)).long()
+        cx, cy = cx.clone(), cy.clone()
+        cx[bad], cy[bad] = fixed[:, 0], fixed[:, 1]
+        return cx, cy
+
+    def redraw(self, cx: torch.Tensor, cy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replace forbidden random candidates by uniform draws among allowed targets."""
+        bad = ~self.allowed(torch.arange(cx.numel(), device=cx.device), cx, cy)
+        if not bool(bad.any()):
+            return cx, cy
+        cx, cy = cx.clone(), cy.clone()
+        for code, pool in self.pools.items():
+            rows = (bad & (self.source == code)).nonzero().squeeze(1)
+            if rows.numel() == 0 or pool.numel() == 0:
+                continue
+            pick = pool[torch.randint(0, pool.numel(), (rows.numel(),), generator=self.generator).to(pool.device)]
+            cx[rows], cy[rows] = pick % self.wt, pick // self.wt
+        return cx, cy

@@ -23,6 +23,16 @@ from .config import LAYERS, AnalogyConfig, DeconvMode, MaskMode
 from .deconv import deconvolve
 from .fusion import feature_mask, fuse
 from .image import pixel_grid
+from .masks import (
+    Regions,
+    SearchConstraint,
+    blend_limit,
+    check_regions,
+    constrain_field,
+    feather_weights,
+    regions_item,
+    search_constraint,
+)
 from .nnf import _resample_coords, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import patchmatch
 from .pixel import MIN_CORRELATED, REFINE_RADII, correlated_fraction, refine_pyramid, refine_work, resample_field
@@ -66,6 +76,8 @@ class AnalogyState:
         field_ab: φ_a→b refined at pixel level, (N, H_A, W_A, 2) float32 into B' at the
             caller's sizes, or ``None`` before ``refine_pixels``.
         field_ba: φ_b→a likewise, (N, H_B', W_B', 2) into A.
+        regions: limit, guide and ignore masks at the images' sizes (``masks.Regions``),
+            or ``None``.
     """
 
     a: torch.Tensor
@@ -83,6 +95,7 @@ class AnalogyState:
     moved: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     field_ab: torch.Tensor | None = None
     field_ba: torch.Tensor | None = None
+    regions: Regions | None = None
 
     def size(self, side: str, layer: str) -> Size:
         """(H, W) of the ``"a"`` or ``"b"`` side at ``layer`` (or ``"input"``/``"original"``)."""
@@ -183,7 +196,9 @@ def _check_images(a: torch.Tensor, bp: torch.Tensor) -> tuple[torch.Tensor, torc
     return a, bp
 
 
-def prepare(vgg: VGG19, a: torch.Tensor, bp: torch.Tensor, cfg: AnalogyConfig) -> AnalogyState:
+def prepare(
+    vgg: VGG19, a: torch.Tensor, bp: torch.Tensor, cfg: AnalogyConfig, *, regions: Regions | None = None
+) -> AnalogyState:
     """Resize the inputs to the network size and extract their features (step 1).
 
     Sets F_A' = F_A and F_B = F_B' at relu5_1.
@@ -193,24 +208,28 @@ def prepare(vgg: VGG19, a: torch.Tensor, bp: torch.Tensor, cfg: AnalogyConfig) -
         a: (N, 3, H, W) RGB 0..1 image whose structure is kept.
         bp: (N or 1, 3, H', W') RGB 0..1 image whose appearance is transferred.
         cfg: size limits and ``ratio`` are read from it.
+        regions: optional limit, guide and ignore masks (``analogy_core.masks``), at any
+            size; they are resized to the images and kept on the state.
 
     Returns:
         The initial state.
 
     Raises:
-        ValueError/TypeError: bad shapes, batch sizes, dtype, NaN, or sizes beyond limits.
+        ValueError/TypeError: bad shapes, batch sizes, dtype, NaN, sizes beyond limits,
+            or bad masks (the message names the mask and the fix).
     """
     a, bp = _check_images(a, bp)
     param = next(vgg.parameters())
     a = a.to(device=param.device, dtype=param.dtype)
     bp = bp.to(device=param.device, dtype=param.dtype)
+    checked = None if regions is None or regions.empty else check_regions(regions, a, bp)
     a_net, bp_net = _net_inputs(a, cfg, "A"), _net_inputs(bp, cfg, "B'")
     with torch.no_grad():
         fa, fbp = vgg.extract(a_net), vgg.extract(bp_net)
     top = LAYERS[0]
     return AnalogyState(
         a=a, bp=bp, a_net=a_net, bp_net=bp_net, feat_a=fa, feat_bp=fbp,
-        feat_ap={top: fa[top]}, feat_b={top: fbp[top]},
+        feat_ap={top: fa[top]}, feat_b={top: fbp[top]}, regions=checked,
     )
 
 
@@ -280,10 +299,13 @@ def search_layer(
         source: tuple[torch.Tensor, torch.Tensor], target: tuple[torch.Tensor, torch.Tensor],
         init: torch.Tensor | None, direction: int,
     ) -> torch.Tensor:
+        src_hw = (int(source[0].shape[-2]), int(source[0].shape[-1]))
+        tgt_hw = (int(target[0].shape[-2]), int(target[0].shape[-1]))
+        constraint = search_constraint(state.regions, "ab" if direction == 0 else "ba", src_hw, tgt_hw)
         nnf, _ = patchmatch(
             source, target, patch_size=patch_size, pm_iters=pm_iters, search_radius=search_radius, init=init,
             pm_jumps=pm_jumps, generator=_generator(seed, layer, direction), check_interrupt=check_interrupt,
-            progress=tracker.share(per_direction),
+            progress=tracker.share(per_direction), constraint=constraint,
         )
         return nnf
 
@@ -479,7 +501,7 @@ def refine_pixels(
                              state.size(other, "original")).float()
         if not bool(gated[side].any()):
             tracker.advance(per_direction)
-            fields[side], moved[side] = plain, 0.0
+            fields[side], moved[side] = constrain_field(_final_constraint(state, side), plain), 0.0
             continue
         refined, _ = refine_pyramid(
             source, target, start, state.size(other, layer), check_interrupt=check_interrupt,
@@ -489,6 +511,10 @@ def refine_pixels(
         # how far each pixel moved from its start carried to the images' sizes unrefined
         carried = resample_field(start, state.size(side, "original"), state.size(other, layer),
                                  state.size(other, "original"))
+        # a refined match never moves into a forbidden region: it keeps its start there
+        constraint = _final_constraint(state, side)
+        carried = constrain_field(constraint, carried)
+        refined = constrain_field(constraint, refined, carried)
         fields[side] = refined
         moved[side] = float((((refined - carried).norm(dim=-1) >= 0.25) & gated[side].view(-1, 1, 1)).float().mean())
     tracker.finish()
@@ -498,6 +524,25 @@ def refine_pixels(
     return dataclasses.replace(
         state, field_ab=fields["a"], field_ba=fields["b"], moved={**state.moved, "pixel": (moved["a"], moved["b"])}
     )
+
+
+def _final_constraint(state: AnalogyState, side: str) -> SearchConstraint | None:
+    """The region constraint of ``side``'s field at the images' own sizes (or ``None``)."""
+    other = "b" if side == "a" else "a"
+    return search_constraint(state.regions, "ab" if side == "a" else "ba", state.size(side, "original"),
+                             state.size(other, "original"), exact=True)
+
+
+def _vote_skipping_ignored(state: AnalogyState, field: torch.Tensor, vote_patch: int) -> torch.Tensor:
+    """A' voted from B' pixels, where votes landing on ignored B' pixels do not count."""
+    regions = state.regions
+    if regions is None or regions.ignore_bp is None:
+        return patch_vote(state.bp, field, vote_patch)
+    keep = (regions.ignore_bp < 0.5).to(state.bp.dtype)
+    votes = patch_vote(torch.cat((state.bp * keep, keep), dim=1), field, vote_patch)
+    plain = patch_vote(state.bp, field, 1)  # the match itself, never ignored
+    weight = votes[:, -1:]
+    return torch.where(weight > 1e-6, votes[:, :-1] / weight.clamp_min(1e-6), plain)
 
 
 def reconstruct(
@@ -510,6 +555,10 @@ def reconstruct(
     the caller's original image sizes and the images voted through them there. Patches
     are ``vote_patch`` pixels wide.
 
+    With region data on the state, the fields' targets are kept inside the allowed
+    regions (``masks.constrain_field``) and A' takes no vote from ignored B' pixels. The
+    limit masks are not applied here but by ``apply_limits``, after any refinement.
+
     Returns:
         ``(ap, b, flow_ab, flow_ba)``: images (N, 3, H, W) in 0..1 at A's and B''s sizes,
         and float32 (dx, dy) flows (N, H, W, 2) at those sizes.
@@ -519,7 +568,7 @@ def reconstruct(
     """
     a_hw, b_hw = state.size("a", "original"), state.size("b", "original")
     if state.field_ab is not None and state.field_ba is not None:
-        ap = patch_vote(state.bp, state.field_ab, vote_patch).clamp(0, 1)
+        ap = _vote_skipping_ignored(state, state.field_ab, vote_patch).clamp(0, 1)
         b = patch_vote(state.a, state.field_ba, vote_patch).clamp(0, 1)
         flow_ab = state.field_ab - pixel_grid(*a_hw, device=state.a.device)
         flow_ba = state.field_ba - pixel_grid(*b_hw, device=state.a.device)
@@ -527,6 +576,18 @@ def reconstruct(
     nnf_ab = _require(state.nnf_ab, layer, "φ_a→b", "the NNF search")
     nnf_ba = _require(state.nnf_ba, layer, "φ_b→a", "the NNF search")
     a_l, b_l = state.size("a", layer), state.size("b", layer)
+    if state.regions is not None and state.regions.constrains_search:
+        fields = []
+        for side, nnf, src_hw, tgt_l, tgt_hw in (("a", nnf_ab, a_hw, b_l, b_hw), ("b", nnf_ba, b_hw, a_l, a_hw)):
+            coords = _resample_coords(nnf, src_hw, tgt_l, tgt_hw)
+            coords = torch.stack((coords[..., 0].clamp(0, tgt_hw[1] - 1), coords[..., 1].clamp(0, tgt_hw[0] - 1)), -1)
+            fields.append(constrain_field(_final_constraint(state, side), coords))
+        ab, ba = (torch.round(f).long() for f in fields)
+        ap = _vote_skipping_ignored(state, ab, vote_patch).clamp(0, 1)
+        b = patch_vote(state.a, ba, vote_patch).clamp(0, 1)
+        flow_ab = (fields[0] - pixel_grid(*a_hw, dtype=torch.float64, device=state.a.device)).float()
+        flow_ba = (fields[1] - pixel_grid(*b_hw, dtype=torch.float64, device=state.a.device)).float()
+        return ap, b, flow_ab, flow_ba
     ab = upsample_nnf(nnf_ab, a_hw, b_l, b_hw)
     ba = upsample_nnf(nnf_ba, b_hw, a_l, a_hw)
     ap = patch_vote(state.bp, ab, vote_patch).clamp(0, 1)
@@ -534,6 +595,32 @@ def reconstruct(
     flow_ab = nnf_to_flow(nnf_ab, a_hw, b_l, b_hw)
     flow_ba = nnf_to_flow(nnf_ba, b_hw, a_l, a_hw)
     return ap, b, flow_ab, flow_ba
+
+
+def apply_limits(state: AnalogyState, ap: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The final composite of the limit masks: A' is A outside ``limit_a`` and B is B'
+    outside ``limit_bp``, with the feathered edge (``masks.feather_weights``).
+
+    Run it last, after the vote and any refinement. Without limit masks it returns its
+    inputs.
+
+    Args:
+        state: the state (for A, B' and the region data).
+        ap: (N, 3, H_A, W_A) A'.
+        b: (N, 3, H_B', W_B') B.
+
+    Returns:
+        ``(ap, b)``; outside the masks exactly A and B', inside them (beyond the feather)
+        exactly the inputs.
+    """
+    regions = state.regions
+    if regions is None:
+        return ap, b
+    if regions.limit_a is not None:
+        ap = blend_limit(state.a.to(ap.dtype), ap, feather_weights(regions.limit_a, regions.feather).to(ap.dtype))
+    if regions.limit_bp is not None:
+        b = blend_limit(state.bp.to(b.dtype), b, feather_weights(regions.limit_bp, regions.feather).to(b.dtype))
+    return ap, b
 
 
 WLS_UNITS = 50
@@ -636,6 +723,7 @@ def run_analogy(
     seed: int = 0,
     progress: ProgressFn | None = None,
     check_interrupt: InterruptFn | None = None,
+    regions: Regions | None = None,
 ) -> AnalogyResult:
     """The whole analogy: features, then for relu5_1 … relu1_1 search, deconvolve, fuse,
     then (``cfg.pixel_refine``) the pixel-level refinement of both fields, the pixel vote,
@@ -658,6 +746,9 @@ def run_analogy(
             ``analogy_core.progress``).
         check_interrupt: called before every PatchMatch propagation step and L-BFGS
             evaluation; raise from it to cancel.
+        regions: optional limit, guide and ignore masks (``analogy_core.masks``): the
+            guide and ignore masks constrain every layer's search and the final fields,
+            the limit masks make the final composite (``apply_limits``).
 
     Returns:
         The ``AnalogyResult``; for a batch, its ``state`` is the last pair's and its
@@ -668,13 +759,16 @@ def run_analogy(
     """
     batch = _batch(a, bp)
     a, bp = _check_images(a, bp)
+    if batch > 1 and regions is not None and not regions.empty:
+        check_regions(regions, a, bp)  # batch lengths of the masks, before any pair runs
     tracker = ProgressTracker(progress, total_work(cfg, batch))
     outputs: list[tuple[torch.Tensor, ...]] = []
     timings: dict[str, float] = {}
     last: AnalogyState | None = None
     for i in range(batch):
         share = tracker.share(total_work(cfg), prefix=f"pair {i + 1} of {batch}: " if batch > 1 else "")
-        result = _run_pair(vgg, a[i : i + 1], bp[i : i + 1], cfg, seed, share, check_interrupt)
+        result = _run_pair(vgg, a[i : i + 1], bp[i : i + 1], cfg, seed, share, check_interrupt,
+                           regions_item(regions, i) if batch > 1 else regions)
         if batch == 1:
             return result
         outputs.append((result.ap, result.b, result.flow_ab, result.flow_ba))
@@ -696,6 +790,7 @@ def _run_pair(
     seed: int,
     progress: ProgressFn,
     check_interrupt: InterruptFn | None,
+    regions: Regions | None,
 ) -> AnalogyResult:
     """``run_analogy`` for one pair: ``a`` and ``bp`` are batches of one."""
     if check_interrupt is not None:
@@ -704,7 +799,7 @@ def _run_pair(
     tracker = ProgressTracker(progress, total_work(cfg))
     stages = _Stages(tracker, param.device)
     with stages.stage("features"):
-        state = prepare(vgg, a, bp, cfg)
+        state = prepare(vgg, a, bp, cfg, regions=regions)
         tracker.advance(1)
     for i, layer in enumerate(LAYERS):
         if i > 0:
@@ -734,4 +829,5 @@ def _run_pair(
     if cfg.wls_refine:
         with stages.stage("wls refinement"):
             ap, b = finish_photo(state, ap, b, progress=tracker.share(2 * WLS_UNITS), check_interrupt=check_interrupt)
+    ap, b = apply_limits(state, ap, b)
     return AnalogyResult(ap=ap, b=b, flow_ab=flow_ab, flow_ba=flow_ba, state=state, timings=stages.timings)

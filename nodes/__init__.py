@@ -15,6 +15,7 @@ from .model import LoadVGG19
 from .nnf import NNFSearch
 from .pixel import PixelRefinement
 from .reconstruct import PatchVoteReconstruction
+from .regions import RegionPairs
 
 NODES: list[type[io.ComfyNode]] = [
     LoadVGG19,
@@ -25,6 +26,7 @@ NODES: list[type[io.ComfyNode]] = [
     FeatureFusion,
     PixelRefinement,
     PatchVoteReconstruction,
+    RegionPairs,
     VisualiseNNF,
     WarpImage,
     WarpMask,
@@ -35,5 +37,5 @@ NODES: list[type[io.ComfyNode]] = [
 
 __all__ = [
     "NODES", "DeepImageAnalogy", "ExtractFeatures", "FeatureDeconvolution", "FeatureFusion", "LoadDemoImage", "LoadVGG19",
-    "NNFSearch", "PatchVoteReconstruction", "PixelRefinement", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
+    "NNFSearch", "PatchVoteReconstruction", "PixelRefinement", "RegionPairs", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import comfy.model_management
 import torch
 
-from ..analogy_core import FlowField
+from ..analogy_core import FlowField, Guide, Regions
 
 
 def image_to_core(image: torch.Tensor, name: str = "image") -> torch.Tensor:
@@ -60,3 +60,22 @@ def mask_from_core(mask: torch.Tensor) -> torch.Tensor:
 def field_from_core(flow: torch.Tensor, target_hw: tuple[int, int]) -> FlowField:
     """Core (N, H, W, 2) float32 flow → DIA_NNF value on the intermediate device."""
     return FlowField(flow.to(device=comfy.model_management.intermediate_device(), dtype=torch.float32), target_hw)
+
+
+def regions_from_inputs(
+    mask_a: torch.Tensor | None = None,
+    mask_bp: torch.Tensor | None = None,
+    feather: int = 8,
+    ignore_bp: torch.Tensor | None = None,
+    guide: Guide | None = None,
+) -> Regions | None:
+    """The optional region inputs (ComfyUI MASKs, a DIA_GUIDE) → ``analogy_core.Regions``
+    (``None`` when none is connected). Sizes and batches are checked by the core."""
+    regions = Regions(
+        limit_a=None if mask_a is None else mask_to_core(mask_a, "mask_a"),
+        limit_bp=None if mask_bp is None else mask_to_core(mask_bp, "mask_bp"),
+        feather=int(feather),
+        ignore_bp=None if ignore_bp is None else mask_to_core(ignore_bp, "ignore_bp"),
+        guide=guide,
+    )
+    return None if regions.empty else regions

@@ -10,6 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from ..analogy_core import VGG19
+from ..analogy_core.masks import MAX_FEATHER
 
 CATEGORY = "image/analogy"
 """Root of the pack's node categories; sub-categories per stage."""
@@ -20,6 +21,8 @@ STATE = io.Custom("DIA_STATE")
 """An ``analogy_core.AnalogyState``: everything computed so far, a new value per step."""
 NNF = io.Custom("DIA_NNF")
 """An ``analogy_core.FlowField``: (dx, dy) flow from one image into the other."""
+GUIDE = io.Custom("DIA_GUIDE")
+"""An ``analogy_core.Guide``: paired regions of A and B' (from Region Pairs)."""
 
 PRECISIONS = ("fp32", "bf16")
 """The loader's precision options."""
@@ -66,6 +69,38 @@ def analogy_inputs() -> list[io.Input]:
         io.Image.Input(
             "image_bp",
             tooltip=f"B': the image whose colours and texture are transferred. {BATCH_NOTE}",
+        ),
+    ]
+
+
+MASK_NOTE = "Any size (resized to the image); a batch of N masks goes with N images, one mask serves all."
+
+
+def region_inputs() -> list[io.Input]:
+    """The optional region-control inputs of the nodes that start an analogy."""
+    return [
+        io.Mask.Input(
+            "mask_a", optional=True,
+            tooltip=f"Limit: A' takes B''s look only where this mask on A is white, and stays A exactly where it is "
+            f"black. {MASK_NOTE}",
+        ),
+        io.Mask.Input(
+            "mask_bp", optional=True,
+            tooltip=f"Limit: B takes A's look only where this mask on B' is white, and stays B' elsewhere. {MASK_NOTE}",
+        ),
+        io.Int.Input(
+            "feather", default=8, min=0, max=MAX_FEATHER, step=1, optional=True,
+            tooltip="Width in px of the limit masks' soft edge, inside the mask; 0 blends with the masks' own grey "
+            "levels. 4–32 hides the seam.",
+        ),
+        io.Mask.Input(
+            "ignore_bp", optional=True,
+            tooltip=f"Ignore: B' content where this mask is white (a watermark, a frame, a signature) is never matched "
+            f"and never copied into A'. {MASK_NOTE}",
+        ),
+        GUIDE.Input(
+            "guide", optional=True,
+            tooltip="Guide: paired regions from Region Pairs; region k of A only matches region k of B' (and back).",
         ),
     ]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..analogy_core import prepare, resolve_config
-from ._layout import image_to_core
+from ..analogy_core import Guide, prepare, resolve_config
+from ._layout import image_to_core, regions_from_inputs
 from ._run import compute
 from ._settings import DEFAULTS, PAPER, check_settings
-from ._types import CATEGORY, STATE, VGGModel, analogy_inputs
+from ._types import CATEGORY, STATE, VGGModel, analogy_inputs, region_inputs
 
 
 class ExtractFeatures(io.ComfyNode):
@@ -61,6 +61,7 @@ class ExtractFeatures(io.ComfyNode):
                     step=1,
                     tooltip=f"Largest allowed area of the working image in px² (paper: {PAPER.max_area}).",
                 ),
+                *region_inputs(),
             ],
             outputs=[
                 STATE.Output(
@@ -79,10 +80,12 @@ class ExtractFeatures(io.ComfyNode):
     @classmethod
     def execute(
         cls, vgg: VGGModel, image_a: torch.Tensor, image_bp: torch.Tensor, ratio: float, min_side: int, max_side: int,
-        max_area: int,
+        max_area: int, mask_a: torch.Tensor | None = None, mask_bp: torch.Tensor | None = None, feather: int = 8,
+        ignore_bp: torch.Tensor | None = None, guide: Guide | None = None,
     ) -> io.NodeOutput:
         a, bp = image_to_core(image_a, "image_a"), image_to_core(image_bp, "image_bp")
+        regions = regions_from_inputs(mask_a, mask_bp, feather, ignore_bp, guide)
         cfg = resolve_config(ratio=ratio, min_side=min_side, max_side=max_side, max_area=max_area)
         with compute(vgg):
-            state = prepare(vgg.net, a, bp, cfg)
+            state = prepare(vgg.net, a, bp, cfg, regions=regions)
         return io.NodeOutput(state)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..analogy_core import AnalogyState, reconstruct
+from ..analogy_core import AnalogyState, apply_limits, reconstruct
 from ._layout import field_from_core, image_from_core
 from ._run import compute
 from ._settings import DEFAULTS, PAPER, odd_error, widget_error
@@ -21,7 +21,8 @@ class PatchVoteReconstruction(io.ComfyNode):
             description=(
                 "Carries the relu1_1 fields to the input resolution and builds A' from B''s pixels (and B from A's) "
                 "by averaging overlapping patches (Liao et al. 2017, §4.5 Output); after Pixel Refinement it votes "
-                "through the refined fields. Last of the step nodes."
+                "through the refined fields; limit masks given to Extract Features are applied here, last. Last of the step "
+                "nodes."
             ),
             inputs=[
                 STATE.Input("state", tooltip="From Pixel Refinement, or from NNF Search at relu1_1 to vote through the "
@@ -47,6 +48,7 @@ class PatchVoteReconstruction(io.ComfyNode):
     def execute(cls, state: AnalogyState, patch_size: int) -> io.NodeOutput:
         with compute(state=state):
             ap, b, flow_ab, flow_ba = reconstruct(state, vote_patch=patch_size)
+            ap, b = apply_limits(state, ap, b)
         return io.NodeOutput(
             image_from_core(ap),
             image_from_core(b),

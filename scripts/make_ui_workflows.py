@@ -51,6 +51,7 @@ ONE_NODE = "Deep Image Analogy - one node"
 STEP_BY_STEP = "Deep Image Analogy - step by step"
 FIELDS = "Deep Image Analogy - fields, warps and masks"
 WLS = "Deep Image Analogy - WLS refinement"
+REGIONS = "Deep Image Analogy - region control"
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_NAMES = ("seed", "noise_seed")  # the frontend adds a control widget to INT inputs with these names
@@ -77,6 +78,9 @@ LAYOUTS: dict[str, list[list[str | tuple[str, ...] | None]]] = {
     ],
     WLS: [
         [("1", "2", "3"), ("4", "note"), "5", ("6", "7")],
+    ],
+    REGIONS: [  # masks built from ComfyUI's own mask nodes, then the analogy and its outputs
+        [("1", "2", "3"), ("4", "5", "7", "10"), ("6", "8", "11"), ("9", "note"), "12", ("13", "14")],
     ],
     # one group per VGG layer, read like text: two layers per row, coarse to fine
     STEP_BY_STEP: [
@@ -128,6 +132,15 @@ NOTES: dict[str, str] = {
         "WLS Refine computes A + WLS(A' | A) - WLS(A | A): A's fine edges with A''s colours. "
         "It suits photo-to-photo transfer most (preset photo2photo); here it refines the demo's "
         "photo-to-painting A'. Compare the refined and the plain A'.\n\n"
+        f"{DEMO_NOTE}"
+    ),
+    REGIONS: (
+        "## Region control\n\n"
+        "**Region Pairs** makes A's face match only B''s face (and the rest only the rest), in both directions, at "
+        "every layer. **mask_a** limits the transfer: A' is A exactly outside the mask, with an edge `feather` px "
+        "wide inside it. **ignore_bp** (unused here) keeps B' content such as a watermark out of A'.\n\n"
+        "The masks are drawn on a 100 x 100 canvas with SolidMask and MaskComposite; masks of any size are "
+        "resized to their image. Paint your own in the mask editor of a Load Image node instead.\n\n"
         f"{DEMO_NOTE}"
     ),
 }
@@ -219,6 +232,8 @@ def build(name: str, api: dict, object_info: dict) -> dict:
                 slot["link"] = None  # set when the link is made
                 inputs.append(slot)
                 n_links += 1
+        # the frontend lists socket inputs (optional ones too) before the widgets' inputs
+        inputs = [slot for slot in inputs if "widget" not in slot] + [slot for slot in inputs if "widget" in slot]
         outputs = [{"localized_name": out_name, "name": out_name, "type": out_type, "links": None}
                    for out_type, out_name in zip(info["output"], info["output_name"])]
         title = api_node.get("_meta", {}).get("title") or info["display_name"]

@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw, ImageFont
 REPO = Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(REPO / "scripts"))
-from make_ui_workflows import FIELDS, ONE_NODE, STEP_BY_STEP, WLS  # noqa: E402  (the template names)
+from make_ui_workflows import FIELDS, ONE_NODE, REGIONS, STEP_BY_STEP, WLS  # noqa: E402  (the template names)
 
 logger = logging.getLogger("make_workflow_images")
 
@@ -152,6 +152,10 @@ def thumbnail(name: str, results: dict[str, dict[str, Image.Image]], demo: dict[
     elif name == WLS:
         sheet, draw, top = sheet_with_title("WLS refinement of A'")
         tiles(sheet, draw, [("A", a), ("B'", bp), ("A'", r["Save A'"]), ("A' refined", r["Save refined A'"])], top)
+    elif name == REGIONS:
+        sheet, draw, top = sheet_with_title("Region control: guide and limit")
+        tiles(sheet, draw, [("A", a), ("B'", bp), ("A' (face to face, limited)", r["Save A'"]), ("B", r["Save B"])],
+              top)
     else:
         raise KeyError(f"no thumbnail design for {name}")
     return sheet
@@ -212,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only_screenshot:
                 return 0
             results = {STEP_BY_STEP: step_images}
-            for name in (ONE_NODE, FIELDS, WLS):
+            for name in (ONE_NODE, FIELDS, WLS, REGIONS):
                 results[name] = run(server, name, out_prefix)
             demo = {}
             for role, source in DEMO.items():

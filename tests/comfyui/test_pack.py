@@ -33,6 +33,7 @@ ONE_NODE = "Deep Image Analogy - one node"
 STEP_BY_STEP = "Deep Image Analogy - step by step"
 FIELDS = "Deep Image Analogy - fields, warps and masks"
 WLS = "Deep Image Analogy - WLS refinement"
+REGIONS = "Deep Image Analogy - region control"
 PACK_MODULE = "custom_nodes.deep_image_analogy"
 NODE_IDS = tuple(json.loads((REPO / "tests" / "nodes" / "public_api.json").read_text()))
 SIZE = (96, 64)  # (W, H) of the test inputs
@@ -238,6 +239,24 @@ def test_wls_refine_workflow(comfy_server, inputs, one_node_output):
     entry = run_ok(comfy_server, wf)
     refined = saved(comfy_server, entry, node_id(wf, "SaveImage", images=[node_id(wf, "DeepAnalogy_WLSRefine"), 0]))
     assert refined.shape == (SIZE[1], SIZE[0], 3)
+
+
+def test_region_control_workflow(comfy_server, inputs):
+    """The template's limit keeps A outside its mask (x 15–85 %, y 0–65 % of the image) and
+    changes it inside; its face-to-face guide runs through Region Pairs."""
+    wf = small(load_workflow(REGIONS), "regions")
+    analogy = node_id(wf, "DeepAnalogy_DeepImageAnalogy")
+    assert wf[analogy]["inputs"]["guide"] == [node_id(wf, "DeepAnalogy_RegionPairs"), 0]
+    entry = run_ok(comfy_server, wf)
+    ap = saved(comfy_server, entry, node_id(wf, "SaveImage", images=[analogy, 0]))
+    with Image.open(inputs["a"]) as im:
+        a = np.asarray(im.convert("RGB")).astype(np.int16)
+    w, h = SIZE
+    outside = np.ones((h, w), bool)
+    outside[: int(0.65 * h) + 1, int(0.15 * w) - 1 : int(0.85 * w) + 1] = False
+    assert np.abs(ap - a)[outside].max() <= 1  # A exactly (SaveImage truncates to 8 bits)
+    inside = np.abs(ap - a)[8 : int(0.65 * h) - 8, int(0.15 * w) + 8 : int(0.85 * w) - 8]
+    assert inside.mean() > 10
 
 
 def test_step_by_step_equals_one_node(comfy_server, one_node_output):

@@ -38,6 +38,7 @@ NAMES = (
     "Deep Image Analogy - step by step",
     "Deep Image Analogy - fields, warps and masks",
     "Deep Image Analogy - WLS refinement",
+    "Deep Image Analogy - region control",
 )
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}

@@ -22,6 +22,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = "deep_image_analogy"  # the folder name under custom_nodes/, as scripts/setup_comfyui.sh links it
@@ -103,3 +104,12 @@ def shared(pack: types.ModuleType) -> types.SimpleNamespace:
 def core(pack: types.ModuleType) -> types.ModuleType:
     """The core as the pack imports it (``deep_image_analogy.analogy_core``)."""
     return sys.modules[f"{PACK}.analogy_core"]
+
+
+@pytest.fixture(scope="module")
+def vgg(node_classes: dict[str, type], shared: types.SimpleNamespace) -> object:
+    """The model from Load VGG19 (offline default, fp32), as a workflow passes it on."""
+    with torch.inference_mode():
+        out = node_classes["DeepAnalogy_LoadVGG19"].execute(weights=shared.weights.OFFLINE_WEIGHTS, device="auto",
+                                                            precision="fp32")
+    return out.args[0]

@@ -35,13 +35,6 @@ def images():
 
 
 @pytest.fixture(scope="module")
-def vgg(node_classes, shared):
-    (model,) = run(node_classes["DeepAnalogy_LoadVGG19"], weights=shared.weights.OFFLINE_WEIGHTS, device="auto",
-                   precision="fp32")
-    return model
-
-
-@pytest.fixture(scope="module")
 def one_node(node_classes, vgg, images, comfy):
     """One-node outputs for SMALL, with the progress updates it sent."""
     updates = []

@@ -12,13 +12,6 @@ H, W, HALF = 48, 64, 32
 
 
 @pytest.fixture(scope="module")
-def vgg(node_classes, shared):
-    (model,) = run(node_classes["DeepAnalogy_LoadVGG19"], weights=shared.weights.OFFLINE_WEIGHTS, device="auto",
-                   precision="fp32")
-    return model
-
-
-@pytest.fixture(scope="module")
 def pair():
     """A and a B' made of A's halves swapped and inverted (ComfyUI IMAGEs, 64×48)."""
     a = comfy_image(DEMO / "a.png")

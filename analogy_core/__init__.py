@@ -46,16 +46,17 @@ from .pipeline import (
 from .progress import InterruptFn, ProgressFn, ProgressTracker
 from .refine import wls_apply, wls_filter, wls_refine, wls_weights
 from .vgg import CAFFE, TORCHVISION, VGG19, default_weights_path, load_vgg19
+from .video import FrameResult, PreviousFrame, TemporalConfig, run_video
 from .vote import patch_vote, warp
 
 __all__ = [
     "CAFFE", "DEFAULT_PRESET", "LAYERS", "PRESETS", "SETTINGS", "TORCHVISION", "VGG19", "AnalogyConfig",
-    "AnalogyResult", "AnalogyState", "FlowField", "ImageFileError", "InterruptFn", "Preset", "ProgressFn",
+    "AnalogyResult", "AnalogyState", "FlowField", "FrameResult", "PreviousFrame", "TemporalConfig", "ImageFileError", "InterruptFn", "Preset", "ProgressFn",
     "ProgressTracker", "WeightsDownloadError", "Guide", "Regions", "apply_limits", "blend_limit", "feather_weights",
     "guide_from_label_images", "guide_from_masks", "clamp_nnf", "contact_sheet", "deconvolve", "deconvolve_layer", "default_weights_path",
     "describe_preset", "download_weights", "feature_mask", "finish_photo", "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset",
     "identity_nnf", "limited_size", "load_image", "load_vgg19", "luminance", "moved_fractions", "nnf_to_flow", "normalise_features",
     "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid", "prepare", "preset_values", "reconstruct", "refine_pixels",
-    "resolve_config", "resolve_device", "run_analogy", "same_settings", "sample_bilinear", "save_image", "search_layer",
+    "resolve_config", "resolve_device", "run_analogy", "run_video", "same_settings", "sample_bilinear", "save_image", "search_layer",
     "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply", "wls_filter", "wls_refine", "wls_weights",
 ]

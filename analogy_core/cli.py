@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cli_video import is_clip, run_clip
 from .config import DEFAULT_PRESET, PRESETS, AnalogyConfig, describe_preset, preset_values, resolve_config
 from .io import load_image, load_mask, peak_memory_bytes, resolve_device, save_image
 from .masks import MAX_FEATHER, Regions, guide_from_label_images
 from .pipeline import moved_fractions, run_analogy
 from .vgg import load_vgg19
+from .video import TemporalConfig
 
 logger = logging.getLogger("analogy_core")
 
@@ -107,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"presets:\n{presets}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("a", metavar="A_IMAGE", help="image whose structure is kept (A)")
+    p.add_argument("a", metavar="A_IMAGE", help="image whose structure is kept (A); or a folder or glob of frames "
+                   "(a clip: frames in sorted name order, written as a_prime_0001.png, …)")
     p.add_argument("bp", metavar="BP_IMAGE", help="image whose appearance is transferred (B')")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
@@ -127,6 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     regions.add_argument("--labels-bp", metavar="FILE", help="guide: colour label image of B'")
     regions.add_argument("--ignore-bp", metavar="FILE", help="ignore: B' content where this mask is white is never "
                          "matched or copied (a watermark, a frame)")
+    clip = p.add_argument_group("clips", "when A_IMAGE is a folder or a glob of frames")
+    clip.add_argument("--temporal", default="on", choices=("on", "off"),
+                      help="temporal coherence: warm starts and the temporal term (default on); off paints every "
+                      "frame as a single image")
+    clip.add_argument("--temporal-weight", type=float, default=TemporalConfig().weight, metavar="W",
+                      help=f"pull of each frame toward the previous one where the motion is reliable, 0..<1 "
+                      f"(default {TemporalConfig().weight})")
+    clip.add_argument("--resume", action="store_true", help="skip the frames already written in OUTDIR")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUTDIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -181,6 +192,10 @@ def regions_from_args(args: argparse.Namespace) -> Regions | None:
 
 def run(args: argparse.Namespace) -> Path:
     """Run the CLI with parsed arguments; returns the output folder."""
+    if is_clip(args.a):
+        if not 0.0 <= args.temporal_weight < 1.0:
+            raise CliError(f"--temporal-weight must lie in [0, 1), got {args.temporal_weight}")
+        return run_clip(args, config_from_args(args))
     out = Path(args.out)
     existing = [f for f in OUTPUT_FILES if (out / f).exists()]
     if existing and not args.overwrite:
@@ -251,7 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = run(args)
     except KeyboardInterrupt:
-        print("interrupted; no outputs written", file=sys.stderr)
+        if is_clip(args.a):
+            print(f"interrupted; the finished frames are kept in {args.out}; rerun with --resume to continue",
+                  file=sys.stderr)
+        else:
+            print("interrupted; no outputs written", file=sys.stderr)
         return 130
     except (CliError, ValueError, TypeError, FileNotFoundError, torch.cuda.OutOfMemoryError) as e:
         if args.debug:
@@ -259,5 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {msg}", file=sys.stderr)
         return 1
+    if is_clip(args.a):
+        logger.info("wrote the frames and report.json in %s", out)
+        return 0
     logger.info("wrote %s", ", ".join(str(out / f) for f in OUTPUT_FILES))
     return 0

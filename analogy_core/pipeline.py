@@ -256,12 +256,15 @@ def search_layer(
     pm_jumps: tuple[int, ...] = (8, 4, 2, 1),
     progress: ProgressFn | None = None,
     check_interrupt: InterruptFn | None = None,
+    init: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
 ) -> AnalogyState:
     """Bidirectional NNF search at ``layer`` (step 2).
 
     Below relu5_1 both fields start from the upsampled fields of the layer above and the
     random search stays within ``search_radius`` of that start; at relu5_1 they start
-    from the scaled identity and ``search_radius=None`` searches globally.
+    from the scaled identity and ``search_radius=None`` searches globally. ``init``
+    replaces those starts (a clip's warm start: the previous frame's fields carried by
+    the motion, ``analogy_core.video``).
 
     Args:
         state: the state after the fusion at ``layer`` (or after ``prepare`` at relu5_1).
@@ -274,6 +277,8 @@ def search_layer(
         progress: ``progress(done, total, stage)``, ``total = 2 · N · pm_iters``, stage
             ``"nnf <layer>"``.
         check_interrupt: called before every propagation step.
+        init: ``(init_ab, init_ba)``, (N, h, w, 2) int64 starts of φ_a→b and φ_b→a at
+            ``layer`` (either may be ``None``: that direction keeps its usual start).
 
     Returns:
         A new state with ``nnf_ab[layer]`` and ``nnf_ba[layer]``.
@@ -292,6 +297,9 @@ def search_layer(
         a_hw, b_hw = state.size("a", layer), state.size("b", layer)
         init_ab = upsample_nnf(state.nnf_ab[above], a_hw, state.size("b", above), b_hw)
         init_ba = upsample_nnf(state.nnf_ba[above], b_hw, state.size("a", above), a_hw)
+    if init is not None:
+        init_ab = init[0] if init[0] is not None else init_ab
+        init_ba = init[1] if init[1] is not None else init_ba
     per_direction = fa.shape[0] * pm_iters
     tracker = ProgressTracker(progress, 2 * per_direction, f"nnf {layer}")
 
@@ -801,15 +809,37 @@ def _run_pair(
     with stages.stage("features"):
         state = prepare(vgg, a, bp, cfg, regions=regions)
         tracker.advance(1)
+    return _solve(vgg, state, cfg, seed, stages, check_interrupt)
+
+
+def _solve(
+    vgg: VGG19,
+    state: AnalogyState,
+    cfg: AnalogyConfig,
+    seed: int,
+    stages: _Stages,
+    check_interrupt: InterruptFn | None,
+    *,
+    top_init: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
+    top_radius: int | None = None,
+) -> AnalogyResult:
+    """Everything after ``prepare`` for one pair, counted on ``stages.tracker``.
+
+    ``top_init`` and ``top_radius`` replace the relu5_1 search's start and radius (a
+    clip's warm start); without them this is the single-image run.
+    """
+    tracker = stages.tracker
     for i, layer in enumerate(LAYERS):
         if i > 0:
             with stages.stage(f"fusion {layer}"):
                 state = fuse_layer(state, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)
+        warm = i == 0 and top_init is not None
         with stages.stage(f"nnf {layer}"):
             state = search_layer(
                 state, layer, patch_size=cfg.patch_sizes[i], pm_iters=cfg.pm_iters,
-                search_radius=cfg.search_radii[i], seed=seed, pm_jumps=cfg.pm_jumps,
+                search_radius=top_radius if warm else cfg.search_radii[i], seed=seed, pm_jumps=cfg.pm_jumps,
                 progress=tracker.share(2 * cfg.pm_iters), check_interrupt=check_interrupt,
+                init=top_init if warm else None,
             )
         if i + 1 < len(LAYERS):
             with stages.stage(f"deconv {layer}"):

@@ -16,10 +16,12 @@ from .nnf import NNFSearch
 from .pixel import PixelRefinement
 from .reconstruct import PatchVoteReconstruction
 from .regions import RegionPairs
+from .video import VideoAnalogy
 
 NODES: list[type[io.ComfyNode]] = [
     LoadVGG19,
     DeepImageAnalogy,
+    VideoAnalogy,
     ExtractFeatures,
     NNFSearch,
     FeatureDeconvolution,
@@ -37,5 +39,5 @@ NODES: list[type[io.ComfyNode]] = [
 
 __all__ = [
     "NODES", "DeepImageAnalogy", "ExtractFeatures", "FeatureDeconvolution", "FeatureFusion", "LoadDemoImage", "LoadVGG19",
-    "NNFSearch", "PatchVoteReconstruction", "PixelRefinement", "RegionPairs", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
+    "NNFSearch", "PatchVoteReconstruction", "PixelRefinement", "RegionPairs", "VideoAnalogy", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
 ]

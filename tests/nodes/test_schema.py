@@ -112,7 +112,7 @@ def test_every_seed_asks_for_a_fixed_control(node_classes, comfy):
     want = modes.fixed if modes is not None else True
     seeds = [(node_id, spec) for node_id, cls in node_classes.items() for spec in cls.GET_SCHEMA().inputs
              if spec.id == "seed"]
-    assert {node_id for node_id, _ in seeds} == {"DeepAnalogy_DeepImageAnalogy", "DeepAnalogy_NNFSearch"}
+    assert {node_id for node_id, _ in seeds} == {"DeepAnalogy_DeepImageAnalogy", "DeepAnalogy_NNFSearch", "DeepAnalogy_VideoAnalogy"}
     for node_id, spec in seeds:
         assert isinstance(spec, comfy.io.Int.Input), node_id
         assert spec.control_after_generate == want, node_id

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from tests.nodes.test_execute import DEMO, SMALL, comfy_image, run
-
-
-@pytest.fixture(scope="module")
-def vgg(node_classes, shared):
-    (model,) = run(node_classes["DeepAnalogy_LoadVGG19"], weights=shared.weights.OFFLINE_WEIGHTS, device="auto",
-                   precision="fp32")
-    return model
 
 
 def test_video_node_paints_every_frame(node_classes, vgg):

@@ -27,7 +27,7 @@ from .config import DEFAULT_PRESET, PRESETS, AnalogyConfig, describe_preset, pre
 from .io import load_image, load_mask, peak_memory_bytes, resolve_device, save_image
 from .masks import MAX_FEATHER, Regions, guide_from_label_images
 from .pipeline import moved_fractions, run_analogy
-from .vgg import load_vgg19
+from .vgg import VGG19, load_vgg19
 from .video import TemporalConfig
 
 logger = logging.getLogger("analogy_core")
@@ -205,17 +205,8 @@ def run(args: argparse.Namespace) -> Path:
     bp = load_image(args.bp)
     regions = regions_from_args(args)
     device = resolve_device(args.device)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
-        probe.close()
-    except OSError as e:
-        raise CliError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     t0 = time.perf_counter()
-    try:
-        vgg = load_vgg19(args.weights, device=device)
-    except (FileNotFoundError, ValueError) as e:
-        raise CliError(str(e)) from None
+    vgg = open_run(out, args.weights, device)
     t_weights = time.perf_counter() - t0
     bar = _ProgressBar(not args.quiet)
     try:
@@ -255,6 +246,24 @@ def run(args: argparse.Namespace) -> Path:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out
+
+
+def open_run(out: Path, weights: str | None, device: torch.device) -> VGG19:
+    """Make sure ``out`` can be written (creating it), then load the weights.
+
+    Raises:
+        CliError: the folder cannot be written, or the weights cannot be loaded (one line).
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
+        probe.close()
+    except OSError as e:
+        raise CliError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+    try:
+        return load_vgg19(weights, device=device)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

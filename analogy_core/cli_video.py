@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from .io import ImageFileError, load_image, peak_memory_bytes, resolve_device, save_image
-from .vgg import load_vgg19
 from .video import PreviousFrame, TemporalConfig, run_video
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -80,7 +79,7 @@ def run_clip(args: argparse.Namespace, cfg: object) -> Path:
     Raises:
         CliError-like ``ValueError``s with one-line messages (see ``cli.main``).
     """
-    from .cli import CliError
+    from .cli import CliError, open_run
     from .config import AnalogyConfig
 
     assert isinstance(cfg, AnalogyConfig)
@@ -100,15 +99,8 @@ def run_clip(args: argparse.Namespace, cfg: object) -> Path:
     bp = load_image(args.bp)
     temporal = None if args.temporal == "off" else TemporalConfig(weight=args.temporal_weight)
     device = resolve_device(args.device)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CliError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     t0 = time.perf_counter()
-    try:
-        vgg = load_vgg19(args.weights, device=device)
-    except (FileNotFoundError, ValueError) as e:
-        raise CliError(str(e)) from None
+    vgg = open_run(out, args.weights, device)
     previous = None
     if skip and temporal is not None:
         previous = PreviousFrame(a=load_image(files[skip - 1]), ap=load_image(out / names[skip - 1]))

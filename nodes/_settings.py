@@ -173,6 +173,14 @@ def check_settings(node: type[io.ComfyNode], resolve: Callable[[], object], **va
     return error or True
 
 
+def check_preset_settings(node: type[io.ComfyNode], preset: str | None, **settings: Any) -> bool | str:
+    """``validate_inputs`` of a node with a preset and the override widgets (``OVERRIDES``
+    and ``pixel_refinement``): a preset of ``None`` is linked from another node, and its
+    settings are checked when it runs."""
+    return check_settings(node, lambda: preset is None or config_from_widgets(preset, **settings), preset=preset,
+                          **settings)
+
+
 def odd_error(name: str, value: int | None) -> str | None:
     """Message if an integer patch width is even (patches need a centre pixel)."""
     if value is not None and value % 2 == 0:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from comfy_api.latest import io
 
@@ -11,7 +9,7 @@ from ..analogy_core import DEFAULT_PRESET, PRESETS, Guide, describe_preset, run_
 from ._layout import field_from_core, image_from_core, image_to_core, regions_from_inputs
 from ._run import Progress, check_interrupt, compute
 from ._seed import seed_input
-from ._settings import OVERRIDES, check_settings, config_from_widgets, pixel_refinement_input
+from ._settings import OVERRIDES, check_preset_settings, config_from_widgets, pixel_refinement_input
 from ._types import CATEGORY, VGGModel, analogy_inputs, analogy_outputs, region_inputs
 
 _PRESET_HELP = "; ".join(f"{name}: {describe_preset(name)}" for name in PRESETS)
@@ -50,11 +48,9 @@ class DeepImageAnalogy(io.ComfyNode):
         cls, preset: str, pm_iters: int, lbfgs_iters: int, ratio: float, min_side: int, max_side: int, max_area: int,
         pixel_refinement: str = "preset",
     ) -> bool | str:
-        settings: dict[str, Any] = dict(pm_iters=pm_iters, lbfgs_iters=lbfgs_iters, ratio=ratio, min_side=min_side,
-                                        max_side=max_side, max_area=max_area, pixel_refinement=pixel_refinement)
-        # a preset of None is linked from another node: its settings are checked when it runs
-        return check_settings(cls, lambda: preset is None or config_from_widgets(preset, **settings), preset=preset,
-                              **settings)
+        return check_preset_settings(cls, preset, pm_iters=pm_iters, lbfgs_iters=lbfgs_iters, ratio=ratio,
+                                     min_side=min_side, max_side=max_side, max_area=max_area,
+                                     pixel_refinement=pixel_refinement)
 
     @classmethod
     def execute(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from comfy_api.latest import io
 
@@ -11,7 +9,7 @@ from ..analogy_core import DEFAULT_PRESET, PRESETS, TemporalConfig, run_video
 from ._layout import image_from_core, image_to_core
 from ._run import Progress, check_interrupt, compute
 from ._seed import seed_input
-from ._settings import OVERRIDES, check_settings, config_from_widgets, pixel_refinement_input
+from ._settings import OVERRIDES, check_preset_settings, config_from_widgets, pixel_refinement_input
 from ._types import CATEGORY, VGG, VGGModel
 
 _DEFAULT = TemporalConfig()
@@ -61,10 +59,9 @@ class VideoAnalogy(io.ComfyNode):
         cls, preset: str, pm_iters: int, lbfgs_iters: int, ratio: float, min_side: int, max_side: int, max_area: int,
         pixel_refinement: str = "preset",
     ) -> bool | str:
-        settings: dict[str, Any] = dict(pm_iters=pm_iters, lbfgs_iters=lbfgs_iters, ratio=ratio, min_side=min_side,
-                                        max_side=max_side, max_area=max_area, pixel_refinement=pixel_refinement)
-        return check_settings(cls, lambda: preset is None or config_from_widgets(preset, **settings), preset=preset,
-                              **settings)
+        return check_preset_settings(cls, preset, pm_iters=pm_iters, lbfgs_iters=lbfgs_iters, ratio=ratio,
+                                     min_side=min_side, max_side=max_side, max_area=max_area,
+                                     pixel_refinement=pixel_refinement)
 
     @classmethod
     def execute(

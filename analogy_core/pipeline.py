@@ -453,14 +453,6 @@ def fuse_layer(
     )
 
 
-def _start_field(state: AnalogyState, side: str, layer: str) -> torch.Tensor:
-    """The field of ``side`` at ``layer`` as continuous coordinates on its own grid."""
-    other = "b" if side == "a" else "a"
-    nnf = _require(state.nnf_ab if side == "a" else state.nnf_ba, layer, f"φ at {layer}", "the NNF search")
-    hw = state.size(side, layer)
-    return _resample_coords(nnf, hw, state.size(other, layer), state.size(other, layer)).float()
-
-
 def refine_pixels(
     state: AnalogyState,
     *,
@@ -497,19 +489,21 @@ def refine_pixels(
     fields, moved, gated = {}, {}, {}
     for side, source, target in (("a", state.a, state.bp), ("b", state.bp, state.a)):
         other = "b" if side == "a" else "a"
-        start = _start_field(state, side, layer)
+        nnf = _require(state.nnf_ab if side == "a" else state.nnf_ba, layer, f"φ at {layer}", "the NNF search")
+        # the field as continuous coordinates on its own grid
+        start = _resample_coords(nnf, state.size(side, layer), state.size(other, layer), state.size(other, layer)).float()
+        constraint = _final_constraint(state, side)
         # the pair gate: only views of one scene are refined (see analogy_core.pixel)
         keep = correlated_fraction(source, target, start, state.size(other, layer), check_interrupt=check_interrupt)
         gated[side] = keep >= MIN_CORRELATED
         logger.info("pixel refinement %s: correlated fraction %s (refined where >= %.2f)", "A→B'" if side == "a"
                     else "B'→A", ", ".join(f"{float(f):.3f}" for f in keep), MIN_CORRELATED)
         # the field the plain vote uses: carried to the images' sizes, whole pixels
-        nnf = _require(state.nnf_ab if side == "a" else state.nnf_ba, layer, f"φ at {layer}", "the NNF search")
         plain = upsample_nnf(nnf, state.size(side, "original"), state.size(other, layer),
                              state.size(other, "original")).float()
         if not bool(gated[side].any()):
             tracker.advance(per_direction)
-            fields[side], moved[side] = constrain_field(_final_constraint(state, side), plain), 0.0
+            fields[side], moved[side] = constrain_field(constraint, plain), 0.0
             continue
         refined, _ = refine_pyramid(
             source, target, start, state.size(other, layer), check_interrupt=check_interrupt,
@@ -520,7 +514,6 @@ def refine_pixels(
         carried = resample_field(start, state.size(side, "original"), state.size(other, layer),
                                  state.size(other, "original"))
         # a refined match never moves into a forbidden region: it keeps its start there
-        constraint = _final_constraint(state, side)
         carried = constrain_field(constraint, carried)
         refined = constrain_field(constraint, refined, carried)
         fields[side] = refined

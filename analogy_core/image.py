@@ -1,12 +1,15 @@
 """Small image helpers shared by the core, the benchmarks and the scripts.
 
 Pixel grids and bilinear sampling at pixel coordinates (pixel centres at integers, (x, y)
-order, as fields use them), luminance, and contact sheets of images side by side.
+order, as fields use them), luminance, contact sheets of images side by side, and clips
+made from a still by a slow pan and zoom (known motion: the video benchmark's clips and
+the demo clip of the ComfyUI template).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -134,3 +137,131 @@ def contact_sheet(images: Sequence[torch.Tensor], *, gap: int = 4, height: int |
     for p in parts:
         row += [p, white]
     return torch.cat(row[:-1], dim=-1)
+
+
+PAN_ZOOM_MARGIN = 1.4
+"""How much larger than a frame the still is made for ``pan_zoom``: room to pan and zoom."""
+
+
+@dataclass(frozen=True)
+class PanZoomClip:
+    """The frames of a camera move over a still, with their known motion.
+
+    Attributes:
+        frames: (N, C, H, W) the frames, in the still's dtype.
+        backward: (N, H, W, 2) float32; for t ≥ 1 the (x, y) position in frame t − 1 of
+            every pixel of frame t (it may lie outside frame t − 1); entry 0 is the
+            identity grid.
+    """
+
+    frames: torch.Tensor
+    backward: torch.Tensor
+
+
+def pan_zoom_source(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A still resized for ``pan_zoom``: its height 1.4 × the frame height, or, for a
+    still narrower than that leaves room to pan in, its width 1.4 × the frame width.
+
+    At that size the first frame shows one still pixel per frame pixel.
+
+    Args:
+        image: (1, C, H, W) float still.
+        height: frame height H' in px.
+        width: frame width W' in px.
+
+    Returns:
+        (1, C, H'', W'') the still resized (bilinear, antialiased), in its dtype.
+
+    Raises:
+        ValueError: bad shape or frame size.
+
+    Example:
+        >>> pan_zoom_source(torch.zeros(1, 3, 100, 200), 50, 60).shape
+        torch.Size([1, 3, 70, 140])
+    """
+    check_shape(image, "1 C H W", "image")
+    if height < 1 or width < 1:
+        raise ValueError(f"frame size must be at least 1x1 px, got {width}x{height}")
+    h, w = image.shape[-2:]
+    ph = round(PAN_ZOOM_MARGIN * height)
+    pw = round(w * ph / h)
+    if pw < 1.2 * width:
+        pw = round(PAN_ZOOM_MARGIN * width)
+        ph = round(h * pw / w)
+    return F.interpolate(image, size=(ph, pw), mode="bilinear", antialias=True, align_corners=False)
+
+
+def pan_zoom(
+    image: torch.Tensor,
+    *,
+    frames: int,
+    height: int,
+    width: int,
+    pan: float = 0.25,
+    zoom: float = 0.85,
+    resize: bool = True,
+) -> PanZoomClip:
+    """A slow pan and zoom over a still: a clip whose motion is known exactly.
+
+    The still is first brought to ``pan_zoom_source``'s size (unless ``resize`` is
+    False: a still prepared with ``pan_zoom_source``, then blurred or painted, is used
+    as it is, so two such stills give frames with the same motion). Frame t (f = t / (N − 1))
+    shows a window of scale s_t = 1 + (``zoom`` − 1)·f (1 still px per frame px at the
+    start, < 1 zooms in) centred on the still's middle row; its centre moves right by
+    ``pan`` of the horizontal room the window leaves. Each frame pixel averages 4
+    bilinear samples at ±¼ px (less aliasing, so warping a frame by the true motion
+    nearly gives the next). Deterministic: the same arguments give the same frames.
+
+    Args:
+        image: (1, C, H, W) float still, e.g. RGB in 0..1.
+        frames: number of frames N (at least 2).
+        height: frame height in px.
+        width: frame width in px.
+        pan: horizontal travel of the window centre over the clip, 0..1 of the room.
+        zoom: scale of the last window relative to the first, in (0, 1].
+        resize: bring the still to ``pan_zoom_source``'s size first.
+
+    Returns:
+        The ``PanZoomClip``: (N, C, height, width) frames in the still's dtype and
+        their backward motion.
+
+    Raises:
+        ValueError: bad shape, fewer than 2 frames, or ``pan``/``zoom`` out of range.
+
+    Example:
+        >>> clip = pan_zoom(torch.rand(1, 3, 40, 60), frames=3, height=16, width=20)
+        >>> tuple(clip.frames.shape), tuple(clip.backward.shape)
+        ((3, 3, 16, 20), (3, 16, 20, 2))
+    """
+    check_shape(image, "1 C H W", "image")
+    if frames < 2:
+        raise ValueError(f"a clip needs at least 2 frames, got {frames}")
+    if height < 1 or width < 1:
+        raise ValueError(f"frame size must be at least 1x1 px, got {width}x{height}")
+    if not 0.0 <= pan <= 1.0:
+        raise ValueError(f"pan must lie in [0, 1], got {pan}")
+    if not 0.0 < zoom <= 1.0:
+        raise ValueError(f"zoom must lie in (0, 1], got {zoom}")
+    still = pan_zoom_source(image, height, width) if resize else image
+    ph, pw = still.shape[-2:]
+    dev = image.device
+    centre = torch.tensor(((width - 1) / 2, (height - 1) / 2), dtype=torch.float64, device=dev)
+    grid = pixel_grid(height, width, dtype=torch.float64, device=dev)
+    fine = (pixel_grid(2 * height, 2 * width, dtype=torch.float64, device=dev) - 0.5) / 2
+    views: list[tuple[float, torch.Tensor]] = []
+    for t in range(frames):
+        f = t / (frames - 1)
+        s = 1.0 + (zoom - 1.0) * f
+        x0, x1 = s * width / 2 + 1, pw - s * width / 2 - 2
+        cx = x0 + (x1 - x0) * (0.5 - pan / 2 + pan * f) if x1 > x0 else pw / 2
+        views.append((s, torch.tensor((cx, (ph - 1) / 2), dtype=torch.float64, device=dev)))
+    out: list[torch.Tensor] = []
+    backward: list[torch.Tensor] = []
+    for t, (s, c) in enumerate(views):
+        out.append(F.avg_pool2d(sample_bilinear(still, (c + s * (fine - centre)).unsqueeze(0)), 2))
+        if t == 0:
+            backward.append(grid)
+        else:
+            s0, c0 = views[t - 1]
+            backward.append((c + s * (grid - centre) - c0) / s0 + centre)
+    return PanZoomClip(frames=torch.cat(out), backward=torch.stack(backward).float())

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench.video")
@@ -57,11 +56,6 @@ class Clip:
     backward: Tensor
 
 
-def _grid(h: int, w: int) -> Tensor:
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
-    return torch.stack((xs, ys), dim=-1)
-
-
 def make_clip(
     photo: Tensor,
     appearance: Any,
@@ -75,9 +69,9 @@ def make_clip(
 ) -> Clip:
     """A slow pan and zoom over ``photo`` with its known motion and painted truth.
 
-    The photo is resized so that its height is 1.4 × ``height``; frame t shows a window of
-    scale s_t (1 → ``zoom``) centred at c_t, which moves right by ``pan`` of the photo's
-    width over the clip.
+    The camera move is the core's ``pan_zoom`` (the photo is resized so that its height
+    is 1.4 × ``height``; the view pans right and zooms in slowly); the photo is blurred
+    at that size first, and the truth is the same move over the painted photo.
 
     Args:
         photo: (1, 3, H, W) RGB 0..1.
@@ -85,60 +79,32 @@ def make_clip(
             ``bench.quality.appearance.hue_rotate``.
         frames: number of frames (at least 2).
         height, width: frame size in px.
-        pan: horizontal travel of the view centre, as a fraction of the photo's width.
+        pan: horizontal travel of the view centre over the clip, as a fraction of the room.
         zoom: scale of the last frame's window relative to the first's (< 1 zooms in).
         blur: σ (photo px) of the Gaussian blur applied to the photo first.
 
     Returns:
         The ``Clip``.
     """
-    from analogy_core import sample_bilinear
+    from analogy_core import pan_zoom, pan_zoom_source
 
     from .quality.cases import gaussian_blur
 
     if frames < 2:
         raise ValueError(f"a clip needs at least 2 frames, got {frames}")
-    ph = round(1.4 * height)
-    pw = round(photo.shape[-1] * ph / photo.shape[-2])
-    if pw < 1.2 * width:
-        pw = round(1.4 * width)
-        ph = round(photo.shape[-2] * pw / photo.shape[-1])
-    photo = F.interpolate(photo.double(), size=(ph, pw), mode="bilinear", antialias=True, align_corners=False)
+    photo = pan_zoom_source(photo.double(), height, width)
     # a slight blur keeps the frames' detail below the Nyquist limit, so that warping by
     # the true motion (bilinear) nearly reproduces the next frame: the truth's own
     # flicker, the floor of the measure, stays small
     photo = gaussian_blur(photo, blur).clamp(0, 1)
     painted = appearance(photo.float()).double()
-    centre = torch.tensor(((width - 1) / 2, (height - 1) / 2), dtype=torch.float64)
-    grid = _grid(height, width)
-    params = []
-    for t in range(frames):
-        f = t / (frames - 1)
-        s = 1.0 + (zoom - 1.0) * f
-        half_w = s * width / 2
-        x0, x1 = half_w + 1, pw - half_w - 2
-        cx = x0 + (x1 - x0) * (0.5 - pan / 2 + pan * f) if x1 > x0 else pw / 2
-        cy = (ph - 1) / 2
-        params.append((s, torch.tensor((cx, cy), dtype=torch.float64)))
-    a, truth, back = [], [], []
-    # every frame pixel averages 4 samples at ±¼ px (less aliasing, so the truth's own
-    # flicker under a bilinear warp stays small)
-    fine = (_grid(2 * height, 2 * width) - 0.5) / 2
-    for t, (s, c) in enumerate(params):
-        pts = c + s * (grid - centre)
-        fine_pts = (c + s * (fine - centre)).unsqueeze(0)
-        a.append(F.avg_pool2d(sample_bilinear(photo, fine_pts), 2))
-        truth.append(F.avg_pool2d(sample_bilinear(painted, fine_pts), 2))
-        if t == 0:
-            back.append(grid)
-        else:
-            s0, c0 = params[t - 1]
-            back.append((pts - c0) / s0 + centre)
+    move = dict(frames=frames, height=height, width=width, pan=pan, zoom=zoom, resize=False)
+    clip = pan_zoom(photo, **move)
+    truth = pan_zoom(painted, **move).frames
     key = 0
-    frames_t = torch.cat(a).float().clamp(0, 1)
-    truth_t = torch.cat(truth).float().clamp(0, 1)
+    frames_t = clip.frames.float().clamp(0, 1)
     bp = appearance(frames_t[key : key + 1]).clamp(0, 1)
-    return Clip(frames=frames_t, truth=truth_t, bp=bp, key=key, backward=torch.stack(back).float())
+    return Clip(frames=frames_t, truth=truth.float().clamp(0, 1), bp=bp, key=key, backward=clip.backward)
 
 
 def visible(backward: Tensor) -> Tensor:

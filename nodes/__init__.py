@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from .analogy import DeepImageAnalogy
 from .deconv import FeatureDeconvolution
-from .demo import LoadDemoImage
+from .demo import LoadDemoClip, LoadDemoImage
 from .features import ExtractFeatures
 from .fusion import FeatureFusion
 from .helpers import VisualiseNNF, WarpImage, WarpMask, WLSRefine
@@ -34,10 +34,11 @@ NODES: list[type[io.ComfyNode]] = [
     WarpMask,
     WLSRefine,
     LoadDemoImage,
+    LoadDemoClip,
 ]
 """Every node class, in the order they appear in the menu."""
 
 __all__ = [
-    "NODES", "DeepImageAnalogy", "ExtractFeatures", "FeatureDeconvolution", "FeatureFusion", "LoadDemoImage", "LoadVGG19",
+    "NODES", "DeepImageAnalogy", "ExtractFeatures", "FeatureDeconvolution", "FeatureFusion", "LoadDemoClip", "LoadDemoImage", "LoadVGG19",
     "NNFSearch", "PatchVoteReconstruction", "PixelRefinement", "RegionPairs", "VideoAnalogy", "VisualiseNNF", "WLSRefine", "WarpImage", "WarpMask",
 ]

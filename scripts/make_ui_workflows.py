@@ -6,7 +6,9 @@ plus a ``links`` array. This script writes ``workflows/<name>.json`` for every
 ``workflows/api/<name>.json`` (the same file name: ComfyUI's template browser shows it
 as the template's title):
 
-- node ids, class types, titles, widget values and links come from the API copy;
+- node ids, class types, titles, widget values and links come from the API copy; a
+  widget that the API copy links (Create Video's ``fps``) gets the link on its input slot
+  and keeps its default as its value, as the frontend saves it;
 - the widgets of a node, and their order, come from ``/object_info``: one widget per
   non-link input of ``required`` then ``optional``, in ``input_order``. Like the
   frontend, an INT input gets a "control after generate" widget right after it when
@@ -52,6 +54,7 @@ STEP_BY_STEP = "Deep Image Analogy - step by step"
 FIELDS = "Deep Image Analogy - fields, warps and masks"
 WLS = "Deep Image Analogy - WLS refinement"
 REGIONS = "Deep Image Analogy - region control"
+VIDEO = "Deep Image Analogy - video"
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_NAMES = ("seed", "noise_seed")  # the frontend adds a control widget to INT inputs with these names
@@ -65,7 +68,8 @@ MIN_WIDTH = 260
 WIDE = {"DeepAnalogy_LoadVGG19": 360}  # long combo values
 # room for the image previews: Load Demo Image and LoadImage show their image, SaveImage
 # the result of a run (the frontend makes a LoadImage at least 314 high once it shows one)
-FIXED_SIZE = {"DeepAnalogy_LoadDemoImage": (260, 314), "LoadImage": (260, 314), "SaveImage": (300, 270)}
+FIXED_SIZE = {"DeepAnalogy_LoadDemoImage": (260, 314), "LoadImage": (260, 314), "SaveImage": (300, 270),
+              "DeepAnalogy_LoadDemoClip": (260, 400), "SaveVideo": (300, 360)}
 
 # Grids of API node ids, one list per row; None leaves a cell empty and a tuple stacks
 # nodes in one cell. "note" is the Markdown note. GROUPS draws a titled box around nodes.
@@ -78,6 +82,9 @@ LAYOUTS: dict[str, list[list[str | tuple[str, ...] | None]]] = {
     ],
     WLS: [
         [("1", "2", "3"), ("4", "note"), "5", ("6", "7")],
+    ],
+    VIDEO: [  # a clip and B' into the video node, then ComfyUI's Create Video and Save Video
+        [("1", "2", "3"), ("4", "note"), ("5", "6")],
     ],
     REGIONS: [  # masks built from ComfyUI's own mask nodes, then the analogy and its outputs
         [("1", "2", "3"), ("4", "5", "7", "10"), ("6", "8", "11"), ("9", "note"), "12", ("13", "14")],
@@ -142,6 +149,18 @@ NOTES: dict[str, str] = {
         "The masks are drawn on a 100 x 100 canvas with SolidMask and MaskComposite; masks of any size are "
         "resized to their image. Paint your own in the mask editor of a Load Image node instead.\n\n"
         f"{DEMO_NOTE}"
+    ),
+    VIDEO: (
+        "## Deep Image Analogy, video\n\n"
+        "Paints every frame of a clip like B', one frame at a time. With `temporal` on, each frame starts from the "
+        "previous one's result and is pulled toward it where the motion is reliable, so the clip does not flicker. "
+        "ComfyUI's **Create Video** and **Save Video** write A' as an MP4 into `output/deep_analogy/`.\n\n"
+        "**Load Demo Clip** makes a short clip from the pack's demo photograph (a slow pan and zoom: 6 frames of "
+        "96 x 112 px, about a minute on a CPU) and passes on its fps; **Load Demo Image** loads the painting B'.\n\n"
+        "**Your own video:** replace Load Demo Clip with **Load Video** → **Get Video Components**, and connect its "
+        "`images` to `frames` here and its `fps` to Create Video's `fps`. `min_side` 96 and `max_side` 128 suit the "
+        "demo's small frames: set both to 0 (the preset's sizes) or to what fits your frames. Each frame costs "
+        "about one analogy."
     ),
 }
 NOTE_SIZE = (340, 200)
@@ -217,9 +236,10 @@ def build(name: str, api: dict, object_info: dict) -> dict:
             if is_widget(spec):
                 if input_name not in values:
                     raise KeyError(f"{name} node {nid}: no value for widget {input_name!r}")
-                if isinstance(values[input_name], list):
-                    raise ValueError(f"{name} node {nid}: widget {input_name!r} is linked; not supported")
-                widgets_values.append(values[input_name])
+                # a linked widget (e.g. Create Video's fps from Load Demo Clip) keeps its
+                # default as its value, which the link overrides; its slot gets the link below
+                linked = isinstance(values[input_name], list)
+                widgets_values.append(spec_options(spec).get("default") if linked else values[input_name])
                 slot["widget"] = {"name": input_name}
                 slot["link"] = None
                 inputs.append(slot)

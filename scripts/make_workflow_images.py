@@ -1,8 +1,9 @@
 """Make the example workflows' thumbnails and the README's screenshot of the step-by-step graph.
 
 Runs every workflow of workflows/api/ at a small working size (sides 64-160 px,
-3 PatchMatch iterations, 10 L-BFGS steps) in the test ComfyUI on the pack's demo images
-(the templates load them with Load Demo Image), then:
+3 PatchMatch iterations, 10 L-BFGS steps; the video template as it is, its demo clip
+being small already) in the test ComfyUI on the pack's demo images (the templates load
+them with Load Demo Image and Load Demo Clip), then:
 
 - ``workflows/<name>.jpg`` (400x400, the size of a template card): the workflow's
   inputs and outputs, labelled; for the step-by-step graph, the graph itself above its
@@ -15,7 +16,9 @@ Needs ``bash scripts/setup_comfyui.sh`` (ComfyUI and Chromium). Takes a few minu
 a CPU. The run's outputs are deleted. Frontend settings changed for the screenshot go to
 a temporary user directory.
 
-Usage: ``.venv/bin/python scripts/make_workflow_images.py [--only-screenshot]``
+Usage: ``.venv/bin/python scripts/make_workflow_images.py [--only-screenshot] [--only NAME ...]``
+(``--only`` makes the named templates' thumbnails, and the screenshot only when the
+step-by-step graph is one of them).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from comfy_harness import Chromium, ComfyInstall, ComfyPage, ComfyServer, find_chromium  # scripts/comfy_harness
 from PIL import Image, ImageDraw, ImageFont
@@ -37,11 +41,12 @@ from PIL import Image, ImageDraw, ImageFont
 REPO = Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(REPO / "scripts"))
-from make_ui_workflows import FIELDS, ONE_NODE, REGIONS, STEP_BY_STEP, WLS  # noqa: E402  (the template names)
+from make_ui_workflows import FIELDS, ONE_NODE, REGIONS, STEP_BY_STEP, VIDEO, WLS  # noqa: E402  (the template names)
 
 logger = logging.getLogger("make_workflow_images")
 
 EXAMPLES = REPO / "workflows"
+NAMES = (STEP_BY_STEP, ONE_NODE, FIELDS, WLS, REGIONS, VIDEO)
 SCREENSHOT = REPO / "docs" / "step_by_step.png"
 SCREEN_SIZE = (1600, 900)
 THUMB = 400
@@ -66,26 +71,44 @@ def small(workflow: dict, out_prefix: str) -> dict:
     wf = copy.deepcopy(workflow)
     for node in wf.values():
         node["inputs"].update(SMALL.get(node["class_type"], {}))
-        if node["class_type"] == "SaveImage":
+        if node["class_type"] in ("SaveImage", "SaveVideo"):
             name = node["inputs"]["filename_prefix"].rsplit("/", 1)[-1]
             node["inputs"]["filename_prefix"] = f"{out_prefix}/{name}"
     return wf
 
 
-def run(server: ComfyServer, name: str, out_prefix: str) -> dict[str, Image.Image]:
-    """Run one workflow small; return its saved images by SaveImage title."""
+def video_frames(path: Path) -> list[Image.Image]:
+    """The frames of a video file (PyAV, which ComfyUI's video nodes use too)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_image().convert("RGB") for frame in container.decode(video=0)]
+
+
+def run(server: ComfyServer, name: str, out_prefix: str) -> dict[str, Any]:
+    """Run one workflow small; return its results by node title: the image of each
+    SaveImage, the frames of each SaveVideo and of each Load Demo Clip."""
     wf = small(json.loads((EXAMPLES / "api" / f"{name}.json").read_text()), out_prefix)
     started = time.monotonic()
     entry = server.run(wf, timeout=1800)
     if server.status_str(entry) != "success":
         raise RuntimeError(f"{name} failed: {server.execution_error(entry) or server.messages(entry)}")
     logger.info("%s: ran in %.0f s", name, time.monotonic() - started)
-    images = {}
+    images: dict[str, Any] = {}
     for nid, node in wf.items():
+        title = node["_meta"]["title"]
         if node["class_type"] == "SaveImage":
             (path,) = server.output_images(entry, nid)
             with Image.open(path) as im:
-                images[node["_meta"]["title"]] = im.convert("RGB")
+                images[title] = im.convert("RGB")
+        elif node["class_type"] == "SaveVideo":
+            (path,) = server.output_images(entry, nid)
+            images[title] = video_frames(path)
+        elif node["class_type"] == "DeepAnalogy_LoadDemoClip":  # its preview: one temporary image per frame
+            images[title] = []
+            for path in server.output_images(entry, nid):
+                with Image.open(path) as im:
+                    images[title].append(im.convert("RGB"))
     return images
 
 
@@ -130,7 +153,7 @@ def tiles(sheet: Image.Image, draw: ImageDraw.ImageDraw, items: list[tuple[str, 
         text(draw, (x + cell_w // 2, y0 + small_im.height + label_h // 2), label, 15)
 
 
-def thumbnail(name: str, results: dict[str, dict[str, Image.Image]], demo: dict[str, Image.Image],
+def thumbnail(name: str, results: dict[str, dict[str, Any]], demo: dict[str, Image.Image],
               graph: Image.Image | None) -> Image.Image:
     r = results[name]
     a, bp = demo["A"], demo["B'"]
@@ -156,13 +179,19 @@ def thumbnail(name: str, results: dict[str, dict[str, Image.Image]], demo: dict[
         sheet, draw, top = sheet_with_title("Region control: guide and limit")
         tiles(sheet, draw, [("A", a), ("B'", bp), ("A' (face to face, limited)", r["Save A'"]), ("B", r["Save B"])],
               top)
+    elif name == VIDEO:
+        sheet, draw, top = sheet_with_title("Video: each frame painted like B'")
+        clip, painted = r["Load A frames (demo clip)"], r["Save A' video"]
+        picks = (0, len(clip) // 2, len(clip) - 1)
+        tiles(sheet, draw, [(f"A, frame {t + 1}", clip[t]) for t in picks]
+              + [(f"A', frame {t + 1}", painted[t]) for t in picks], top, cols=3)
     else:
         raise KeyError(f"no thumbnail design for {name}")
     return sheet
 
 
 # ------------------------------------------------------------------ screenshot
-def screenshot(server: ComfyServer, out_prefix: str) -> tuple[Image.Image, dict[str, Image.Image]]:
+def screenshot(server: ComfyServer, out_prefix: str) -> tuple[Image.Image, dict[str, Any]]:
     """Open step_by_step in ComfyUI's page, run it small for the page, and screenshot it."""
     executable = find_chromium()
     if executable is None:
@@ -197,7 +226,11 @@ def screenshot(server: ComfyServer, out_prefix: str) -> tuple[Image.Image, dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only-screenshot", action="store_true", help="make docs/step_by_step.png only")
+    parser.add_argument("--only", action="append", choices=NAMES, metavar="NAME",
+                        help="make this template's thumbnail only (repeatable; the screenshot only with the "
+                        "step-by-step graph)")
     args = parser.parse_args(argv)
+    names = [STEP_BY_STEP] if args.only_screenshot else args.only or list(NAMES)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     install = ComfyInstall.default()
@@ -211,13 +244,16 @@ def main(argv: list[str] | None = None) -> int:
                              extra_args=("--user-directory", user_dir))
         try:
             server.start(timeout=180)
-            graph, step_images = screenshot(server, out_prefix)
-            logger.info("wrote %s", SCREENSHOT.relative_to(REPO))
+            results: dict[str, dict[str, Any]] = {}
+            graph = None
+            if STEP_BY_STEP in names:
+                graph, results[STEP_BY_STEP] = screenshot(server, out_prefix)
+                logger.info("wrote %s", SCREENSHOT.relative_to(REPO))
             if args.only_screenshot:
                 return 0
-            results = {STEP_BY_STEP: step_images}
-            for name in (ONE_NODE, FIELDS, WLS, REGIONS):
-                results[name] = run(server, name, out_prefix)
+            for name in names:
+                if name != STEP_BY_STEP:
+                    results[name] = run(server, name, out_prefix)
             demo = {}
             for role, source in DEMO.items():
                 with Image.open(source) as im:

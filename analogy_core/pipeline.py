@@ -669,6 +669,46 @@ def finish_photo(
     return ap, b
 
 
+_SPENT = {
+    "recon": ("recon_bp", "recon_a"),
+    "fused": ("feat_ap", "feat_b"),
+    "features": ("feat_a", "feat_bp"),
+}
+"""The maps ``release_layer`` frees at each point of a layer's steps."""
+
+
+def release_layer(state: AnalogyState, layer: str, spent: str) -> AnalogyState:
+    """The state with one group of ``layer``'s maps replaced by shape-only placeholders.
+
+    In a full run each group is read for the last time at one step: ``"recon"`` (R_B',
+    R_A) by the fusion at ``layer``, ``"fused"`` (F_A', F_B) by the search at ``layer``,
+    and ``"features"`` (F_A, F_B') by the deconvolution at ``layer`` (the deconvolutions
+    of the layers above read only lower layers). Freed maps become tensors on the
+    ``"meta"`` device: ``AnalogyState.size`` still works, and a step that would read one
+    fails instead of computing with stale data.
+
+    Args:
+        state: the state.
+        layer: VGG19 layer name.
+        spent: ``"recon"``, ``"fused"`` or ``"features"``.
+
+    Returns:
+        A new state (the freed maps' memory goes once nothing else holds them).
+
+    Raises:
+        ValueError: unknown group.
+    """
+    if spent not in _SPENT:
+        raise ValueError(f"unknown map group {spent!r}; use one of {', '.join(_SPENT)}")
+    changes = {}
+    for name in _SPENT[spent]:
+        maps: Mapping[str, torch.Tensor] = getattr(state, name)
+        if layer in maps:
+            t = maps[layer]
+            changes[name] = {**maps, layer: torch.empty(t.shape, dtype=t.dtype, device="meta")}
+    return dataclasses.replace(state, **changes)
+
+
 def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
     """Progress units of a full run (``run_analogy``'s ``total``).
 
@@ -725,6 +765,7 @@ def run_analogy(
     progress: ProgressFn | None = None,
     check_interrupt: InterruptFn | None = None,
     regions: Regions | None = None,
+    lean: bool = False,
 ) -> AnalogyResult:
     """The whole analogy: features, then for relu5_1 … relu1_1 search, deconvolve, fuse,
     then (``cfg.pixel_refine``) the pixel-level refinement of both fields, the pixel vote,
@@ -750,6 +791,11 @@ def run_analogy(
         regions: optional limit, guide and ignore masks (``analogy_core.masks``): the
             guide and ignore masks constrain every layer's search and the final fields,
             the limit masks make the final composite (``apply_limits``).
+        lean: free every map as soon as no later step reads it (``release_layer``), so
+            memory holds about one layer's maps at a time; the results are the same. The
+            returned state then keeps the images, fields and shapes, but its feature maps
+            are shape-only placeholders (device ``"meta"``): use the default where a
+            later step reads the state (the step nodes do).
 
     Returns:
         The ``AnalogyResult``; for a batch, its ``state`` is the last pair's and its
@@ -769,7 +815,7 @@ def run_analogy(
     for i in range(batch):
         share = tracker.share(total_work(cfg), prefix=f"pair {i + 1} of {batch}: " if batch > 1 else "")
         result = _run_pair(vgg, a[i : i + 1], bp[i : i + 1], cfg, seed, share, check_interrupt,
-                           regions_item(regions, i) if batch > 1 else regions)
+                           regions_item(regions, i) if batch > 1 else regions, lean=lean)
         if batch == 1:
             return result
         outputs.append((result.ap, result.b, result.flow_ab, result.flow_ba))
@@ -792,6 +838,8 @@ def _run_pair(
     progress: ProgressFn,
     check_interrupt: InterruptFn | None,
     regions: Regions | None,
+    *,
+    lean: bool = False,
 ) -> AnalogyResult:
     """``run_analogy`` for one pair: ``a`` and ``bp`` are batches of one."""
     if check_interrupt is not None:
@@ -800,9 +848,10 @@ def _run_pair(
     tracker = ProgressTracker(progress, total_work(cfg))
     stages = _Stages(tracker, param.device)
     with stages.stage("features"):
-        state = prepare(vgg, a, bp, cfg, regions=regions)
+        first = [prepare(vgg, a, bp, cfg, regions=regions)]
         tracker.advance(1)
-    return _solve(vgg, state, cfg, seed, stages, check_interrupt)
+    # handed over without a reference left here, so that a lean run can free its maps
+    return _solve(vgg, first.pop(), cfg, seed, stages, check_interrupt, lean=lean)
 
 
 def _solve(
@@ -815,17 +864,21 @@ def _solve(
     *,
     top_init: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
     top_radius: int | None = None,
+    lean: bool = False,
 ) -> AnalogyResult:
     """Everything after ``prepare`` for one pair, counted on ``stages.tracker``.
 
     ``top_init`` and ``top_radius`` replace the relu5_1 search's start and radius (a
-    clip's warm start); without them this is the single-image run.
+    clip's warm start); without them this is the single-image run. ``lean`` frees each
+    map once no later step reads it (``release_layer``).
     """
     tracker = stages.tracker
     for i, layer in enumerate(LAYERS):
         if i > 0:
             with stages.stage(f"fusion {layer}"):
                 state = fuse_layer(state, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)
+                if lean:
+                    state = release_layer(state, layer, "recon")
         warm = i == 0 and top_init is not None
         with stages.stage(f"nnf {layer}"):
             state = search_layer(
@@ -834,6 +887,8 @@ def _solve(
                 progress=tracker.share(2 * cfg.pm_iters), check_interrupt=check_interrupt,
                 init=top_init if warm else None,
             )
+            if lean:
+                state = release_layer(state, layer, "fused")
         if i + 1 < len(LAYERS):
             with stages.stage(f"deconv {layer}"):
                 state = deconvolve_layer(
@@ -841,6 +896,8 @@ def _solve(
                     lbfgs_history=cfg.lbfgs_history, deconv=cfg.deconv, progress=tracker.share(2 * cfg.lbfgs_iters),
                     check_interrupt=check_interrupt,
                 )
+        if lean:
+            state = release_layer(state, layer, "features")
     if cfg.pixel_refine:
         with stages.stage("pixel refinement"):
             state = refine_pixels(

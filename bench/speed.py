@@ -80,14 +80,14 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
             stage_now = stage
 
     t0 = time.perf_counter()
-    res = run_analogy(vgg, a, bp, cfg, seed=0, progress=on_progress)
+    res = run_analogy(vgg, a, bp, cfg, seed=0, progress=on_progress, lean=args.state == "lean")
     _sync(device)
     total = time.perf_counter() - t0
     peak = peak_now()
     peaks[stage_now] = peak
     return {"size": f"{w}x{h}", "device": str(device), "timings": res.timings, "total": total,
             "peak_memory_bytes": int(peak), "peak_by_stage": peaks, "vgg_forward": vgg_forward,
-            "settings": dataclasses.asdict(cfg), "threads": torch.get_num_threads()}
+            "settings": dataclasses.asdict(cfg), "threads": torch.get_num_threads(), "state": args.state}
 
 
 _GROUPS = {"features": "features", "nnf": "nnf", "deconv": "deconv", "fusion": "fusion", "pixel": "refine",
@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", nargs="+", default=["224", "448"], help="sizes, N or WxH (default 224 448)")
     add_config_arguments(p, ("pm_iters", "lbfgs_iters"))
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--state", choices=("lean", "full"), default="lean",
+                   help="lean: free each map once no later step reads it, as the CLI and the one-node analogy "
+                        "do (default); full: keep every layer's maps, as the step nodes do")
     p.add_argument("--json", default=None, help="also write all measurements to this file")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in args.sizes:
         cmd = [sys.executable, "-m", "bench.speed", "--one", size, "--a", args.a, "--bp", args.bp,
-               "--preset", args.preset, "--device", args.device]
+               "--preset", args.preset, "--device", args.device, "--state", args.state]
         for flag in ("pm_iters", "lbfgs_iters"):
             if getattr(args, flag) is not None:
                 cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     ok = [r for r in rows if "error" not in r]
-    print(f"preset {args.preset}; pair {args.a} / {args.bp}")
+    print(f"preset {args.preset}; {args.state} state; pair {args.a} / {args.bp}")
     print(table(ok))
     for r in rows:
         if "error" in r:

@@ -65,7 +65,7 @@ class DeepImageAnalogy(io.ComfyNode):
                                   max_side=max_side, max_area=max_area, pixel_refinement=pixel_refinement)
         with compute(vgg):
             result = run_analogy(vgg.net, a, bp, cfg, seed=seed, progress=Progress(), check_interrupt=check_interrupt,
-                                 regions=regions)
+                                 regions=regions, lean=True)
         state = result.state
         return io.NodeOutput(
             image_from_core(result.ap),

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -700,7 +700,7 @@ def release_layer(state: AnalogyState, layer: str, spent: str) -> AnalogyState:
     """
     if spent not in _SPENT:
         raise ValueError(f"unknown map group {spent!r}; use one of {', '.join(_SPENT)}")
-    changes = {}
+    changes: dict[str, Any] = {}
     for name in _SPENT[spent]:
         maps: Mapping[str, torch.Tensor] = getattr(state, name)
         if layer in maps:

@@ -146,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--photo", type=Path, default=None, help="photo file (default scikit-image's chelsea)")
     p.add_argument("--photo-cache", type=Path, default=Path(".cache/bench"), help="where the sample photos are kept")
     p.add_argument("--weight", type=float, default=None, help="temporal weight (default TemporalConfig's)")
+    p.add_argument("--blend", choices=("change", "output"), default=None,
+                   help="temporal term on the change A' - A or on A' itself (default TemporalConfig's: change)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write all numbers here")
@@ -167,7 +169,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Clip, Any, Any]:
     clip = make_clip(load_image(path), APPEARANCES[args.appearance], frames=args.frames, height=args.height,
                      width=args.width)
     cfg = config_from_args(args, min_side=min(args.height, args.width), max_side=max(args.height, args.width))
-    temporal = TemporalConfig() if args.weight is None else TemporalConfig(weight=args.weight)
+    chosen = {"weight": args.weight, "compensate": None if args.blend is None else args.blend == "change"}
+    temporal = TemporalConfig(**{k: v for k, v in chosen.items() if v is not None})
     vgg = load_vgg19(device=resolve_device(args.device))
     return vgg, clip, cfg, temporal
 

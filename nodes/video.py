@@ -42,8 +42,9 @@ class VideoAnalogy(io.ComfyNode):
                 ),
                 io.Float.Input(
                     "temporal_weight", default=_DEFAULT.weight, min=0.0, max=0.95, step=0.05,
-                    tooltip="How strongly each frame is pulled toward the previous result where the motion is "
-                    "reliable; 0 keeps only the warm start, 0.5–0.7 removes most flicker, higher smears detail.",
+                    tooltip="How strongly each frame takes over the colour change of the previous one, carried by "
+                    "the motion where it is reliable; 0 keeps only the warm start, the default halves the flicker "
+                    "of the bench clip.",
                 ),
                 *(override.input() for override in OVERRIDES),
                 pixel_refinement_input(),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from analogy_core import load_image, pixel_grid, resolve_config, run_analogy
 from analogy_core.video import (
@@ -132,6 +133,27 @@ def test_motion_of_a_known_pan_is_recovered_and_carries_fields(vgg, device, clip
     ap, prev_ap = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 48, 64)
     half = Motion(shift.backward, shift.forward, torch.zeros(1, 48, 64, dtype=torch.bool))
     assert torch.equal(temporal_blend(ap, prev_ap, half, 0.6), ap)
+
+
+
+def test_compensated_blend_carries_the_change_through_a_blurring_warp():
+    """Blending A' − A: a change c_prev of the previous frame reaches this frame exactly,
+    even through a half-pixel motion whose bilinear warp blurs the picture itself."""
+    g = torch.Generator().manual_seed(0)
+    fine = 0.2 + 0.6 * torch.rand(1, 3, 24, 66, generator=g)
+    a_prev = F.avg_pool2d(fine[..., :64], (1, 2))  # two frames half a pixel apart, both sharp
+    a = F.avg_pool2d(fine[..., 1:65], (1, 2))
+    back = (pixel_grid(24, 32) + torch.tensor([0.5, 0.0])).unsqueeze(0)
+    inside = back[..., 0] <= 31
+    motion = Motion(backward=back, forward=back, reliable=inside)
+    ap_prev, ap = a_prev + 0.05, a + 0.15  # all in 0..1: no clamping
+    out = temporal_blend(ap, ap_prev, motion, 0.5, (a, a_prev))
+    keep = inside[0]
+    assert torch.allclose(out[..., keep], (a + 0.1)[..., keep], atol=1e-6)
+    assert torch.equal(out[..., ~keep], ap[..., ~keep])
+    # blending A' itself brings the warp's blur of the previous picture into the result
+    plain = temporal_blend(ap, ap_prev, motion, 0.5)
+    assert (plain - (a + 0.1))[..., keep].abs().max() > 0.05
 
 
 def test_temporal_coherence_lowers_flicker_on_the_known_clip(vgg, device, clip):

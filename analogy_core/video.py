@@ -57,7 +57,7 @@ class TemporalConfig:
     Attributes:
         weight: blend weight w of the temporal term in [0, 1): A'_t is pulled toward the
             previous output carried by the motion by w where the motion is reliable (0:
-            no temporal term; 0.8 halves the flicker of the bench clip).
+            no temporal term; 0.7 halves the flicker of the bench clip).
         warm_start: start each frame's relu5_1 fields from the previous frame's, carried
             by the motion.
         warm_pm_iters: PatchMatch iterations per layer on a warm-started frame.
@@ -76,7 +76,7 @@ class TemporalConfig:
             frame); ``False`` pulls toward warp(A'_{t−1}).
     """
 
-    weight: float = 0.8
+    weight: float = 0.7
     warm_start: bool = True
     warm_pm_iters: int = 2
     warm_lbfgs_iters: int = 5

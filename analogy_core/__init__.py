@@ -40,6 +40,7 @@ from .pipeline import (
     reconstruct,
     refine_pixels,
     release_layer,
+    restore_layer,
     run_analogy,
     search_layer,
     total_work,
@@ -58,6 +59,6 @@ __all__ = [
     "describe_preset", "download_weights", "feature_mask", "finish_photo", "flow_to_colour", "flow_to_nnf", "fuse", "fuse_layer", "get_preset",
     "identity_nnf", "limited_size", "load_image", "load_vgg19", "luminance", "moved_fractions", "nnf_to_flow", "normalise_features",
     "pan_zoom", "pan_zoom_source", "patch_vote", "patchmatch", "peak_memory_bytes", "pixel_grid", "prepare", "preset_values", "reconstruct", "refine_pixels",
-    "release_layer", "resolve_config", "resolve_device", "run_analogy", "run_video", "same_settings", "sample_bilinear", "save_image", "search_layer",
+    "release_layer", "resolve_config", "restore_layer", "resolve_device", "run_analogy", "run_video", "same_settings", "sample_bilinear", "save_image", "search_layer",
     "total_work", "upsample_nnf", "warp", "warp_by_field", "wls_apply", "wls_filter", "wls_refine", "wls_weights",
 ]

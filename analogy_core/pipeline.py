@@ -353,6 +353,18 @@ def _map_at(state: AnalogyState, side: str, layer: str, vgg: VGG19) -> torch.Ten
     return (state.feat_a if side == "a" else state.feat_bp)[layer]
 
 
+def deconv_start(layer: str, deconv: DeconvMode) -> str:
+    """Where the deconvolution of ``layer`` optimises: the layer below (``"direct"``), or
+    two layers below, or the image below relu2_1 (``"release"``).
+
+    Example:
+        >>> deconv_start("relu4_1", "release"), deconv_start("relu2_1", "release")
+        ('relu2_1', 'input')
+    """
+    lower = layer_below(layer)
+    return lower if deconv == "direct" else (layer_below(lower) if lower != LAYERS[-1] else "input")
+
+
 def deconvolve_layer(
     vgg: VGG19,
     state: AnalogyState,
@@ -393,7 +405,7 @@ def deconvolve_layer(
     if deconv not in ("direct", "release"):
         raise ValueError(f"deconvolution mode must be 'direct' or 'release', got {deconv!r}")
     lower = layer_below(layer)
-    start = lower if deconv == "direct" else (layer_below(lower) if lower != LAYERS[-1] else "input")
+    start = deconv_start(layer, deconv)
     nnfs = {
         "a": _require(state.nnf_ab, layer, "φ_a→b", "the NNF search"),
         "b": _require(state.nnf_ba, layer, "φ_b→a", "the NNF search"),
@@ -709,6 +721,34 @@ def release_layer(state: AnalogyState, layer: str, spent: str) -> AnalogyState:
     return dataclasses.replace(state, **changes)
 
 
+LATE_LAYERS: tuple[str, ...] = ("relu2_1", "relu1_1")
+"""Layers whose F_A and F_B' a lean run drops after ``prepare`` and recomputes when first
+read (``restore_layer``): they are the largest maps and cheap to recompute."""
+
+
+def restore_layer(state: AnalogyState, vgg: VGG19, layer: str) -> AnalogyState:
+    """The state with F_A and F_B' at ``layer`` recomputed where they are placeholders.
+
+    The features are computed by the same layers as in ``prepare``, so they are equal bit
+    for bit; maps that are present are kept.
+
+    Args:
+        state: the state.
+        vgg: the network that extracted the state's features.
+        layer: a VGG19 layer name.
+
+    Returns:
+        The state (itself when nothing was missing).
+    """
+    changes: dict[str, Any] = {}
+    for name, image in (("feat_a", state.a_net), ("feat_bp", state.bp_net)):
+        maps: Mapping[str, torch.Tensor] = getattr(state, name)
+        if maps[layer].device.type == "meta":
+            with torch.no_grad():
+                changes[name] = {**maps, layer: vgg.subnet("input", layer)(vgg.preprocess(image))}
+    return dataclasses.replace(state, **changes) if changes else state
+
+
 def total_work(cfg: AnalogyConfig, batch: int = 1) -> int:
     """Progress units of a full run (``run_analogy``'s ``total``).
 
@@ -873,7 +913,14 @@ def _solve(
     map once no later step reads it (``release_layer``).
     """
     tracker = stages.tracker
+    if lean:
+        for late in LATE_LAYERS:
+            state = release_layer(state, late, "features")
     for i, layer in enumerate(LAYERS):
+        if lean:  # the maps this layer's steps read: its own, and its deconvolution's start
+            needed = {layer, deconv_start(layer, cfg.deconv)} if i + 1 < len(LAYERS) else {layer}
+            for late in sorted(needed & set(LATE_LAYERS)):
+                state = restore_layer(state, vgg, late)
         if i > 0:
             with stages.stage(f"fusion {layer}"):
                 state = fuse_layer(state, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)

@@ -920,7 +920,8 @@ def _solve(
         if lean:  # the maps this layer's steps read: its own, and its deconvolution's start
             needed = {layer, deconv_start(layer, cfg.deconv)} if i + 1 < len(LAYERS) else {layer}
             for late in sorted(needed & set(LATE_LAYERS)):
-                state = restore_layer(state, vgg, late)
+                with stages.stage("features"):
+                    state = restore_layer(state, vgg, late)
         if i > 0:
             with stages.stage(f"fusion {layer}"):
                 state = fuse_layer(state, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)

@@ -72,7 +72,7 @@ class TemporalConfig:
         compensate: blend the change A' − A instead of A' itself: A'_t is pulled toward
             A_t + warp(A'_{t−1} − A_{t−1}), so the warp's own blur and the motion's
             errors, which A shows as much as A', cancel (on the bench clip this turns a
-            loss of up to 1.7 dB on the frames after the painted one into a gain on every
+            loss of up to 1.4 dB on the frames after the painted one into a gain on every
             frame); ``False`` pulls toward warp(A'_{t−1}).
     """
 

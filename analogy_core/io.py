@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._check import check_shape
+
 try:  # Unix only: the CLI must still start on Windows
     import resource
 except ImportError:  # pragma: no cover - exercised on Windows
@@ -95,11 +97,18 @@ def save_image(image: torch.Tensor, path: str | os.PathLike[str]) -> None:
     """Write an image as an 8-bit RGB PNG (values rounded to the nearest level).
 
     Args:
-        image: (3, H, W) RGB in 0..1 (clamped), any device and float dtype.
+        image: (3, H, W) RGB in 0..1 (clamped), any device and float dtype, or a batch of
+            one (1, 3, H, W) as ``load_image`` returns it.
         path: file to write; the format follows its extension.
+
+    Raises:
+        ValueError: any other shape.
     """
     from PIL import Image
 
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    check_shape(image, "3 H W", "image to save")
     arr = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     Image.fromarray(arr).save(path)
 

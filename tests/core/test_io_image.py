@@ -23,6 +23,10 @@ def test_save_then_load_round_trips_8_bit_values(tmp_path):
     img = torch.randint(0, 256, (3, 5, 7)).float() / 255.0
     save_image(img, tmp_path / "x.png")
     assert torch.equal(load_image(tmp_path / "x.png")[0], img)
+    save_image(img[None], tmp_path / "y.png")  # a batch of one, as load_image returns
+    assert torch.equal(load_image(tmp_path / "y.png")[0], img)
+    with pytest.raises(ValueError, match="image to save"):
+        save_image(torch.zeros(2, 3, 5, 7), tmp_path / "z.png")
 
 
 def test_image_file_errors_are_value_errors_that_name_the_file(tmp_path):

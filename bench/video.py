@@ -90,8 +90,6 @@ def make_clip(
 
     from .quality.cases import gaussian_blur
 
-    if frames < 2:
-        raise ValueError(f"a clip needs at least 2 frames, got {frames}")
     photo = pan_zoom_source(photo.double(), height, width)
     # a slight blur keeps the frames' detail below the Nyquist limit, so that warping by
     # the true motion (bilinear) nearly reproduces the next frame: the truth's own

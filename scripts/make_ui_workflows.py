@@ -153,7 +153,8 @@ NOTES: dict[str, str] = {
     VIDEO: (
         "## Deep Image Analogy, video\n\n"
         "Paints every frame of a clip like B', one frame at a time. With `temporal` on, each frame starts from the "
-        "previous one's result and is pulled toward it where the motion is reliable, so the clip does not flicker. "
+        "previous one's result and takes over its colour change where the motion is reliable, so the clip does not "
+        "flicker. "
         "ComfyUI's **Create Video** and **Save Video** write A' as an MP4 into `output/deep_analogy/`.\n\n"
         "**Load Demo Clip** makes a short clip from the pack's demo photograph (a slow pan and zoom: 6 frames of "
         "96 x 112 px, about a minute on a CPU) and passes on its fps; **Load Demo Image** loads the painting B'.\n\n"

@@ -12,6 +12,14 @@ brightness, and its square ignores the sign, so colour mixing, gamma, hue rotati
 posterisation all keep the right match on top. The best offset is refined to sub-pixel
 precision with a parabola through its neighbours' costs.
 
+``refine_pyramid`` runs this coarse to fine, from a quarter of the network's grid up to
+the images' own sizes, so that errors of several pixels are in reach of a small search.
+At the coarsest level pixels may first take over a neighbour's displacement where it
+correlates better (propagation); after every level's search a pixel may take the
+displacement its distinctive neighbours agree on where its own window cannot tell
+(along an edge, on a ramp: the aperture problem), and the last level ends with
+Gauss-Newton steps of the sub-pixel shift under a local gain and bias.
+
 Before each pass the field is smoothed among neighbours that agree with it (within
 ``smooth_tol`` px): that removes the rounding noise of an integer field without mixing
 separate pieces of a collage. A pixel keeps its old match unless the source is textured
@@ -23,7 +31,7 @@ windows hardly correlate anywhere, are left exactly as the deep search made them
 refinement runs only for a pair in which at least ``MIN_CORRELATED`` of the textured source
 pixels find a well-correlating match (1 − r² ≤ ``CORRELATED_COST``) within 1 px of the
 deep field (``correlated_fraction``). Views of one scene under an appearance change
-score 0.5–0.98 there, the authors' example pairs 0.004–0.2: there, luminance edges line
+score 0.5–0.98 there, the authors' example pairs 0.002–0.28: there, luminance edges line
 up in ways that do not mean the same content, and moving to them made faces worse.
 
 Fields here are continuous: (N, H, W, 2) float32 absolute (x, y) coordinates in the
@@ -57,8 +65,31 @@ GATE_RADIUS = 1
 
 REFINE_RADII: tuple[int, ...] = (2, 1)
 """Search radius (px) of each pass at the first (coarsest) level of ``refine_pyramid``."""
-UPPER_RADII: tuple[int, ...] = (1,)
+UPPER_RADII: tuple[int, ...] = (1, 1)
 """Search radius of each pass at the finer levels, which start from a sub-pixel field."""
+COARSE_LEVELS = 2
+"""Halvings of the field's grid at which ``refine_pyramid`` starts (on images resized to
+match): windows see more context there, and a search of 2 px reaches errors of 8 px at
+the network's size. No level is smaller than ``MIN_LEVEL_SIDE``."""
+MIN_LEVEL_SIDE = 32
+"""Least side (px) of a coarse level."""
+PROPAGATION_STEPS: tuple[int, ...] = (8, 4, 2, 1)
+"""Distances (px) from which a pixel may take over a neighbour's displacement before the
+first level's local search (``refine_field``'s ``propagate``)."""
+CONSENSUS_RADIUS = 12
+"""Radius (px, at every level) of the neighbourhood whose agreed displacement a pixel may
+take after each level's search (``refine_field``'s ``consensus_radius``)."""
+CONSENSUS_TOL = 0.03
+"""How much worse (in 1 − r²) than its own match the agreed displacement may correlate
+and still be taken: ties along an edge or on a ramp go to the neighbourhood."""
+CONSENSUS_VOTER_COST = 0.2
+"""A neighbour's weight in the consensus falls linearly to 0 as its own 1 − r² rises to this."""
+GRADIENT_STEPS = 2
+"""Gauss-Newton steps of the sub-pixel shift at the last level (``refine_field``'s
+``gradient_steps``)."""
+GRADIENT_REGULARISER = 1e-5
+"""Added to the gradient terms of the Gauss-Newton system (luminance² per px²): no step
+along an axis without structure."""
 
 
 def _window_sum(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
@@ -142,6 +173,24 @@ def smooth_field(field: torch.Tensor, radius: int, tol: float) -> torch.Tensor:
     return base + (total / count.clamp_min(1)).permute(0, 2, 3, 1)
 
 
+def _ncc_cost(
+    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor], tgt_lum: torch.Tensor, coords: torch.Tensor, window: int
+) -> torch.Tensor:
+    """1 − r² of the windowed luminance correlation along a field, (N, H, W).
+
+    ``src`` is the source's luminance with its window mean and variance; the target's
+    luminance is sampled at ``coords`` (clamped into the target).
+    """
+    src_lum, src_mean, src_var = src
+    target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
+    t = sample_bilinear(tgt_lum, clamp_field(coords, target_hw))
+    stats = box_mean(torch.cat((t, t * t, src_lum * t), dim=1), window)
+    t_mean = stats[:, 0:1]
+    t_var = stats[:, 1:2] - t_mean * t_mean
+    cov = stats[:, 2:3] - src_mean * t_mean
+    return (1.0 - cov * cov / ((src_var + _VAR_EPS) * (t_var + _VAR_EPS)))[:, 0]
+
+
 def _ncc_costs(
     src_lum: torch.Tensor,
     src_mean: torch.Tensor,
@@ -154,21 +203,215 @@ def _ncc_costs(
     advance: ProgressTracker,
 ) -> torch.Tensor:
     """1 − r² of the windowed luminance correlation for every offset, (K, N, H, W)."""
-    target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
     costs = []
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             if check_interrupt is not None:
                 check_interrupt()
             offset = torch.tensor((dx, dy), device=field.device, dtype=field.dtype)
-            t = sample_bilinear(tgt_lum, clamp_field(field + offset, target_hw))
-            stats = box_mean(torch.cat((t, t * t, src_lum * t), dim=1), window)
-            t_mean = stats[:, 0:1]
-            t_var = stats[:, 1:2] - t_mean * t_mean
-            cov = stats[:, 2:3] - src_mean * t_mean
-            costs.append((1.0 - cov * cov / ((src_var + _VAR_EPS) * (t_var + _VAR_EPS)))[:, 0])
+            costs.append(_ncc_cost((src_lum, src_mean, src_var), tgt_lum, field + offset, window))
             advance.advance(1)
     return torch.stack(costs)
+
+
+def _shifted_displacements(field: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Each pixel's position plus the displacement of its neighbour (dx, dy) away (edges repeat)."""
+    n, h, w, _ = field.shape
+    base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
+    disp = field - base
+    ys = (torch.arange(h, device=field.device) + dy).clamp(0, h - 1)
+    xs = (torch.arange(w, device=field.device) + dx).clamp(0, w - 1)
+    return base + disp[:, ys][:, :, xs]
+
+
+def _propagate(
+    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    tgt_lum: torch.Tensor,
+    field: torch.Tensor,
+    steps: Sequence[int],
+    window: int,
+    *,
+    min_texture: float,
+    max_cost: float,
+    margin: float,
+    check_interrupt: InterruptFn | None,
+    tracker: ProgressTracker,
+) -> torch.Tensor:
+    """Let pixels take over a neighbour's displacement where it correlates better.
+
+    For every step s (largest first) and each of the four neighbours s px away, a
+    textured pixel takes that neighbour's displacement when it lowers 1 − r² by
+    ``margin`` to at most ``max_cost``. Good matches spread over the gaps of a local
+    search, so pixels whose deep match is several pixels off (beyond the search radius)
+    recover from a well-matched neighbourhood, as in PatchMatch's propagation.
+    """
+    if not steps:
+        return field
+    if check_interrupt is not None:
+        check_interrupt()
+    cost = _ncc_cost(src, tgt_lum, field, window)
+    tracker.advance(1)
+    textured = src[2][:, 0] > min_texture
+    for step in steps:
+        for dx, dy in ((step, 0), (-step, 0), (0, step), (0, -step)):
+            if check_interrupt is not None:
+                check_interrupt()
+            candidate = _shifted_displacements(field, dx, dy)
+            c = _ncc_cost(src, tgt_lum, candidate, window)
+            better = textured & (c <= max_cost) & (c < cost - margin)
+            field = torch.where(better.unsqueeze(-1), candidate, field)
+            cost = torch.where(better, c, cost)
+            tracker.advance(1)
+    target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
+    return clamp_field(field, target_hw)
+
+
+def _with_gradients(lum: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W): luminance and its x and y derivatives (central differences, one-sided at the edges)."""
+    gx = torch.zeros_like(lum)
+    gy = torch.zeros_like(lum)
+    if lum.shape[-1] > 1:
+        gx[..., 1:-1] = 0.5 * (lum[..., 2:] - lum[..., :-2])
+        gx[..., 0], gx[..., -1] = lum[..., 1] - lum[..., 0], lum[..., -1] - lum[..., -2]
+    if lum.shape[-2] > 1:
+        gy[..., 1:-1, :] = 0.5 * (lum[..., 2:, :] - lum[..., :-2, :])
+        gy[..., 0, :], gy[..., -1, :] = lum[..., 1, :] - lum[..., 0, :], lum[..., -1, :] - lum[..., -2, :]
+    return torch.cat((lum, gx, gy), dim=1)
+
+
+def _gradient_step(
+    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    tgt: torch.Tensor,
+    field: torch.Tensor,
+    window: int,
+    *,
+    min_texture: float,
+    regulariser: float,
+) -> torch.Tensor:
+    """One Gauss-Newton step of each window's sub-pixel shift, under a local gain and bias.
+
+    Over the window around p the source is fitted as ``S ≈ g·T(φ + δ) + b`` with
+    ``T(φ + δ) ≈ T + δ·∇T`` sampled along the field, which is linear in (g, g·δx, g·δy, b):
+    a 3×3 system of windowed covariances per pixel (the bias drops out by centring). The
+    ``regulariser`` on the gradient terms keeps δ near 0 where the window has no
+    structure along an axis (an edge, the aperture problem).
+
+    Args:
+        src: the source's luminance with its window mean and variance.
+        tgt: (N, 3, Ht, Wt) target luminance and gradients (``_with_gradients``).
+        field: (N, H, W, 2) continuous coordinates into the target.
+
+    Returns:
+        (N, H, W, 2) the moved field, clamped into the target; untextured pixels and
+        steps longer than half a pixel are left where they were.
+    """
+    src_lum, src_mean, src_var = src
+    sampled = sample_bilinear(tgt, field)  # T, Tx, Ty along the field
+    t, tx, ty = sampled[:, 0:1], sampled[:, 1:2], sampled[:, 2:3]
+    stats = box_mean(torch.cat((sampled, t * t, t * tx, t * ty, tx * tx, tx * ty, ty * ty,
+                                src_lum * t, src_lum * tx, src_lum * ty), dim=1), window)
+    mean = stats[:, 0:3]
+    m = [mean[:, i] for i in range(3)]
+    second = stats[:, 3:9]
+    cross = stats[:, 9:12]
+    # centred covariances: [T, Tx, Ty] × [T, Tx, Ty] and with S
+    idx = {(0, 0): 0, (0, 1): 1, (0, 2): 2, (1, 1): 3, (1, 2): 4, (2, 2): 5}
+    cov = torch.empty(*src_lum.shape[:1], *src_lum.shape[-2:], 3, 3, dtype=field.dtype, device=field.device)
+    for (i, j), k in idx.items():
+        c = second[:, k] - m[i] * m[j]
+        cov[..., i, j] = c
+        cov[..., j, i] = c
+    rhs = torch.stack([cross[:, i] - src_mean[:, 0] * m[i] for i in range(3)], dim=-1)
+    cov[..., 1, 1] += regulariser
+    cov[..., 2, 2] += regulariser
+    cov[..., 0, 0] += _VAR_EPS
+    sol = torch.linalg.solve(cov, rhs.unsqueeze(-1))[..., 0]
+    gain = sol[..., 0]
+    ok = (src_var[:, 0] > min_texture) & (gain.abs() > 1e-3)
+    delta = sol[..., 1:3] / torch.where(ok, gain, torch.ones_like(gain)).unsqueeze(-1)
+    ok = ok & (delta.abs().amax(dim=-1) <= 0.5)
+    moved = torch.where(ok.unsqueeze(-1), field + delta, field)
+    target_hw = (int(tgt.shape[-2]), int(tgt.shape[-1]))
+    return clamp_field(moved, target_hw)
+
+
+def _consensus(
+    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    tgt_lum: torch.Tensor,
+    field: torch.Tensor,
+    window: int,
+    radius: int,
+    tol: float,
+    *,
+    min_texture: float,
+    max_cost: float,
+) -> torch.Tensor:
+    """Move each pixel to the displacement its distinctive neighbours agree on, where that costs nothing.
+
+    Along an edge or on a smooth ramp a window's correlation cannot tell where it lies
+    along the edge (the aperture problem), so its own best match may be off by a pixel or
+    more. Each pixel has two candidates from the neighbourhood within ``radius``, with
+    every neighbour weighted by how distinctive its window is (the smaller eigenvalue of
+    its structure tensor): the weighted mean displacement, and the value at the pixel of
+    a weighted least-squares affine fit of the displacement (for scaled, rotated or
+    bent views). The better-correlating one is taken by a textured pixel where its 1 − r²
+    is at most ``tol`` above the current match's (and at most ``max_cost``); a
+    distinctive window keeps its own match, and only neighbours whose own match
+    correlates (``CONSENSUS_VOTER_COST``) have a say.
+    """
+    src_lum = src[0]
+    g = _with_gradients(src_lum)
+    gx, gy = g[:, 1:2], g[:, 2:3]
+    st = box_mean(torch.cat((gx * gx, gy * gy, gx * gy), dim=1), window)
+    half_trace = 0.5 * (st[:, 0:1] + st[:, 1:2])
+    weight = (half_trace - ((0.5 * (st[:, 0:1] - st[:, 1:2])) ** 2 + st[:, 2:3] ** 2).sqrt()).clamp_min(0)
+    n, h, w, _ = field.shape
+    base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
+    disp = (field - base).permute(0, 3, 1, 2)
+    now = _ncc_cost(src, tgt_lum, field, window)
+    # only a neighbour whose own match correlates has a say (not one whose match lies outside the other image)
+    weight = weight * (1.0 - now / CONSENSUS_VOTER_COST).clamp_min(0).unsqueeze(1)
+    best, best_cost = field, now + tol
+    textured = src[2][:, 0] > min_texture
+    for agreed, support in _agreed_displacements(disp, weight, radius):
+        candidate = clamp_field(base + agreed.permute(0, 2, 3, 1), (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1])))
+        cost = _ncc_cost(src, tgt_lum, candidate, window)
+        take = (cost < best_cost) & (cost <= max_cost) & textured & (support > 1e-12)  # on a tie the mean stays
+        best = torch.where(take.unsqueeze(-1), candidate, best)
+        best_cost = torch.where(take, cost, best_cost)
+    return best
+
+
+def _agreed_displacements(disp: torch.Tensor, weight: torch.Tensor, radius: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The weighted mean and the weighted affine fit of ``disp`` (N, 2, H, W) around each pixel.
+
+    Returns:
+        ``[(mean, support), (affine, support)]``: (N, 2, H, W) displacements and the
+        (N, H, W) mean weight they rest on.
+    """
+    n, _, h, w = disp.shape
+    sums = box_mean(torch.cat((disp * weight, weight), dim=1), radius)
+    mean = sums[:, 0:2] / sums[:, 2:3].clamp_min(1e-12)
+    # moments of the weights and the weighted displacements in coordinates scaled by the
+    # radius, then centred on each pixel p (u = x − x_p): disp ≈ d0 + J·u, d0 is the fit at p
+    scale = float(max(radius, 1))
+    ys = (torch.arange(h, device=disp.device, dtype=disp.dtype) / scale).view(1, 1, h, 1).expand(n, 1, h, w)
+    xs = (torch.arange(w, device=disp.device, dtype=disp.dtype) / scale).view(1, 1, 1, w).expand(n, 1, h, w)
+    mom = box_mean(torch.cat((weight, weight * xs, weight * ys, weight * xs * xs, weight * xs * ys, weight * ys * ys,
+                              disp * weight, disp * weight * xs, disp * weight * ys), dim=1), radius)
+    s0, sx, sy, sxx, sxy, syy = (mom[:, i] for i in range(6))
+    x0, y0 = xs[:, 0], ys[:, 0]
+    su, sv = sx - s0 * x0, sy - s0 * y0
+    suu = sxx - 2 * x0 * sx + x0 * x0 * s0
+    svv = syy - 2 * y0 * sy + y0 * y0 * s0
+    suv = sxy - x0 * sy - y0 * sx + x0 * y0 * s0
+    mat = torch.stack((torch.stack((s0, su, sv), -1), torch.stack((su, suu, suv), -1), torch.stack((sv, suv, svv), -1)), -2)
+    reg = 1e-3 * s0.clamp_min(1e-12)  # a ridge on J: a window with support on a line only stays near its mean
+    mat = mat + torch.diag_embed(torch.stack((torch.full_like(s0, 1e-12), reg, reg), -1))
+    rhs = torch.stack([torch.stack((mom[:, 6 + c], mom[:, 8 + c] - x0 * mom[:, 6 + c], mom[:, 10 + c] - y0 * mom[:, 6 + c]), -1)
+                       for c in range(2)], dim=-1)
+    affine = torch.linalg.solve(mat, rhs)[..., 0, :].permute(0, 3, 1, 2)
+    return [(mean, sums[:, 2]), (affine, s0)]
 
 
 def _refine_pass(
@@ -263,14 +506,18 @@ def correlated_fraction(
     return good_here.sum(dim=(1, 2)).float() / textured.sum(dim=(1, 2)).clamp_min(1).float()
 
 
-def refine_work(radii: Sequence[int] = REFINE_RADII) -> int:
-    """Progress units of one ``refine_field`` call: one per scored offset.
+def refine_work(
+    radii: Sequence[int] = REFINE_RADII, propagate: Sequence[int] = (), consensus: bool = False, gradient_steps: int = 0
+) -> int:
+    """Progress units of one ``refine_field`` call: one per scored offset, candidate or step.
 
     Example:
-        >>> refine_work((2, 1))
-        34
+        >>> refine_work((2, 1)), refine_work((2, 1), (8, 4, 2, 1), True, 2)
+        (34, 58)
     """
-    return sum((2 * r + 1) ** 2 for r in radii)
+    units = sum((2 * r + 1) ** 2 for r in radii)
+    units += (1 + 4 * len(propagate)) if propagate else 0
+    return units + (3 if consensus else 0) + ((gradient_steps + 2) if gradient_steps else 0)
 
 
 def refine_field(
@@ -279,6 +526,10 @@ def refine_field(
     field: torch.Tensor,
     *,
     radii: Sequence[int] = REFINE_RADII,
+    propagate: Sequence[int] = (),
+    consensus_radius: int = 0,
+    consensus_tol: float = CONSENSUS_TOL,
+    gradient_steps: int = 0,
     window: int = 5,
     smooth_radius: int = 5,
     smooth_tol: float = 1.5,
@@ -299,6 +550,13 @@ def refine_field(
         target: (N, 3, Ht, Wt) RGB 0..1 image they are matched into (B').
         field: (N, H, W, 2) continuous (x, y) coordinates into ``target``.
         radii: search radius in px of each pass (one pass per entry).
+        propagate: before the passes, pixels may take over the displacement of a
+            neighbour this many px away (each entry, largest first; ``()``: none).
+        consensus_radius: after the passes, pixels may take the displacement their
+            distinctive neighbours within this radius agree on (0: none).
+        consensus_tol: how much worse (1 − r²) that displacement may correlate.
+        gradient_steps: Gauss-Newton steps of the sub-pixel shift under a local gain
+            and bias, at the end; kept where they improve the correlation (0: none).
         window: radius of the correlation window in px.
         smooth_radius: radius of the neighbour smoothing before each pass (0: none).
         smooth_tol: neighbours whose displacement differs by more than this (px) are not
@@ -334,19 +592,44 @@ def refine_field(
         raise ValueError(f"source has batch {source.shape[0]} but target has batch {target.shape[0]}")
     if window < 0 or smooth_radius < 0 or any(r < 0 for r in radii):
         raise ValueError(f"radii, window and smooth_radius must be >= 0, got {tuple(radii)}, {window}, {smooth_radius}")
-    tracker = ProgressTracker(progress, refine_work(radii), "pixel refinement")
+    tracker = ProgressTracker(progress, refine_work(radii, propagate, consensus_radius > 0, gradient_steps),
+                              "pixel refinement")
     target_hw = (int(target.shape[-2]), int(target.shape[-1]))
     field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
     src_lum, tgt_lum = luminance(source.float()), luminance(target.float())
     src_mean = box_mean(src_lum, window)
     src_var = box_mean(src_lum * src_lum, window) - src_mean * src_mean
     moved = torch.zeros(field.shape[:-1], dtype=torch.bool, device=field.device)
+    field = _propagate(
+        (src_lum, src_mean, src_var), tgt_lum, field, propagate, window, min_texture=min_texture, max_cost=max_cost,
+        margin=margin, check_interrupt=check_interrupt, tracker=tracker,
+    )
     for radius in radii:
         field = clamp_field(smooth_field(field, smooth_radius, smooth_tol), target_hw)
         field, moved = _refine_pass(
             (src_lum, src_mean, src_var), tgt_lum, field, radius, window, min_texture=min_texture,
             max_cost=max_cost, margin=margin, check_interrupt=check_interrupt, tracker=tracker,
         )
+    if consensus_radius:
+        if check_interrupt is not None:
+            check_interrupt()
+        field = _consensus((src_lum, src_mean, src_var), tgt_lum, field, window, consensus_radius, consensus_tol,
+                           min_texture=min_texture, max_cost=max_cost)
+        tracker.advance(3)
+    if gradient_steps:
+        tgt = _with_gradients(tgt_lum)
+        src = (src_lum, src_mean, src_var)
+        before = _ncc_cost(src, tgt_lum, field, window)
+        stepped = field
+        for _ in range(gradient_steps):
+            if check_interrupt is not None:
+                check_interrupt()
+            stepped = _gradient_step(src, tgt, stepped, window, min_texture=min_texture, regulariser=GRADIENT_REGULARISER)
+            tracker.advance(1)
+        after = _ncc_cost(src, tgt_lum, stepped, window)
+        tracker.advance(2)
+        better = (after <= before).unsqueeze(-1)
+        field = torch.where(better, stepped, field)
     tracker.finish()
     return field, moved
 
@@ -421,10 +704,42 @@ def pyramid_sizes(start: Size, final: Size) -> list[Size]:
     return levels
 
 
-def pyramid_work(start: Size, final: Size) -> int:
-    """Progress units of ``refine_pyramid`` between these source sizes."""
-    n = len(pyramid_sizes(start, final))
-    return refine_work(REFINE_RADII) + (n - 1) * refine_work(UPPER_RADII)
+def coarse_start(size: Size, levels: int | None = None) -> Size:
+    """The first level's size: ``size`` halved ``COARSE_LEVELS`` times, sides >= ``MIN_LEVEL_SIDE``.
+
+    Example:
+        >>> coarse_start((224, 300)), coarse_start((100, 150)), coarse_start((40, 40))
+        ((56, 75), (50, 75), (40, 40))
+    """
+    levels = COARSE_LEVELS if levels is None else levels
+    h, w = size
+    for _ in range(levels):
+        if min(h, w) // 2 < MIN_LEVEL_SIDE:
+            break
+        h, w = h // 2, w // 2
+    return (h, w)
+
+
+def refine_levels(field_hw: Size, final: Size) -> list[Size]:
+    """Source sizes of ``refine_pyramid``'s levels for a field on a ``field_hw`` grid.
+
+    Example:
+        >>> refine_levels((224, 224), (224, 224))
+        [(56, 56), (112, 112), (224, 224)]
+    """
+    return pyramid_sizes(coarse_start(field_hw), final)
+
+
+def pyramid_work(field_hw: Size, final: Size) -> int:
+    """Progress units of ``refine_pyramid`` for a field on a ``field_hw`` grid and this final source size."""
+    n = len(refine_levels(field_hw, final))
+    return sum(refine_work(*_level_plan(i, n)) for i in range(n))
+
+
+def _level_plan(i: int, n: int) -> tuple[tuple[int, ...], tuple[int, ...], bool, int]:
+    """(radii, propagation steps, consensus, gradient steps) of level ``i`` of ``n``."""
+    first = (REFINE_RADII, PROPAGATION_STEPS) if i == 0 else (UPPER_RADII, ())
+    return (*first, CONSENSUS_RADIUS > 0, GRADIENT_STEPS if i == n - 1 else 0)
 
 
 def _resized(image: torch.Tensor, size: Size) -> torch.Tensor:
@@ -444,9 +759,12 @@ def refine_pyramid(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Carry a field from the network's grid to the images' own sizes, refining it on the way.
 
-    The field is refined at its own source size (``REFINE_RADII``), then at every doubling
-    of that size up to ``source``'s size (``UPPER_RADII``), on copies of the images
-    resized to each level, and finally expressed at ``source``'s and ``target``'s sizes.
+    The field is carried down to ``COARSE_LEVELS`` halvings of its own grid and refined
+    there (``PROPAGATION_STEPS``, then ``REFINE_RADII``), then at every doubling up to
+    ``source``'s size (``UPPER_RADII``), on copies of the images resized to each level;
+    every level ends with the neighbourhood consensus (``CONSENSUS_RADIUS``), the last
+    with ``GRADIENT_STEPS`` sub-pixel steps. The result is expressed at ``source``'s and
+    ``target``'s sizes.
 
     Args:
         source: (N, 3, H, W) RGB 0..1 at its final size (A for φ_a→b).
@@ -464,8 +782,9 @@ def refine_pyramid(
     check_shape(field, "N H W 2", "field")
     final_s = (int(source.shape[-2]), int(source.shape[-1]))
     final_t = (int(target.shape[-2]), int(target.shape[-1]))
-    levels = pyramid_sizes((int(field.shape[1]), int(field.shape[2])), final_s)
-    tracker = ProgressTracker(progress, pyramid_work((int(field.shape[1]), int(field.shape[2])), final_s))
+    field_hw = (int(field.shape[1]), int(field.shape[2]))
+    levels = refine_levels(field_hw, final_s)
+    tracker = ProgressTracker(progress, pyramid_work(field_hw, final_s))
     current_t = target_hw
     moved = torch.zeros(0)
     for i, size in enumerate(levels):
@@ -478,10 +797,12 @@ def refine_pyramid(
             t_size = final_t
         field = resample_field(field, size, current_t, t_size)
         current_t = t_size
-        radii = REFINE_RADII if i == 0 else UPPER_RADII
+        plan = _level_plan(i, len(levels))
+        radii, steps, consensus, gradient_steps = plan
         field, moved = refine_field(
-            _resized(source, size), _resized(target, t_size), field, radii=radii,
-            check_interrupt=check_interrupt, progress=tracker.share(refine_work(radii)),
+            _resized(source, size), _resized(target, t_size), field, radii=radii, propagate=steps,
+            consensus_radius=CONSENSUS_RADIUS if consensus else 0, gradient_steps=gradient_steps,
+            check_interrupt=check_interrupt, progress=tracker.share(refine_work(*plan)),
         )
     tracker.finish()
     return field, moved

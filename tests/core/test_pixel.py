@@ -13,6 +13,7 @@ from analogy_core.pixel import (
     pyramid_sizes,
     pyramid_work,
     refine_field,
+    refine_levels,
     refine_pyramid,
     refine_work,
     resample_field,
@@ -133,7 +134,11 @@ def test_pyramid_levels_double_up_to_the_final_size():
     assert pyramid_sizes((100, 150), (450, 600)) == [(100, 150), (200, 300), (450, 600)]
     assert pyramid_sizes((224, 224), (224, 224)) == [(224, 224)]
     assert pyramid_sizes((300, 300), (200, 260)) == [(200, 260)]
-    assert pyramid_work((100, 150), (450, 600)) == refine_work((2, 1)) + 2 * refine_work((1,))
+    # the refinement starts two halvings below the field's grid (not below 32 px)
+    assert refine_levels((100, 150), (450, 600)) == [(50, 75), (100, 150), (200, 300), (450, 600)]
+    assert refine_levels((40, 40), (40, 40)) == [(40, 40)]
+    first = refine_work((2, 1), (8, 4, 2, 1), True)
+    assert pyramid_work((100, 150), (450, 600)) == first + 3 * refine_work((1, 1), (), True) + 4
 
 
 def test_pyramid_carries_a_half_size_field_to_full_size(device):
@@ -178,3 +183,76 @@ def test_resample_field_keeps_the_edge_between_two_pieces(device):
     fine = resample_field(slope, (12, 16), (6, 9), (12, 18))
     dx = (fine - pixel_grid(12, 16, device=device))[0, 4, 2:-2, 0]
     assert len(dx.unique()) == dx.numel()  # interpolated: every column its own value
+
+
+def _median_error(field: torch.Tensor, grid: torch.Tensor, shift: tuple[float, float], border: int = 8) -> float:
+    err = (field - grid - torch.tensor(shift, device=field.device))[0, border:-border, border:-border].norm(dim=-1)
+    return float(err.median())
+
+
+def test_coarse_levels_recover_an_error_beyond_the_search_radius(device):
+    """A start 6 px off is out of reach of a ±2 px search at full size, not of the pyramid's
+    coarse levels (a quarter of the size): the pyramid lands sub-pixel accurate."""
+    shift = (2.3, -1.4)
+    a, bp, grid = _shifted_pair(device, shift, size=128, margin=12)
+    start = grid + torch.tensor([shift[0] + 6.0, shift[1] - 5.0], device=device).round()
+    alone, _ = refine_field(a, bp, start)
+    assert _median_error(alone, grid, shift) > 3.0
+    field, _ = refine_pyramid(a, bp, start, (128, 128))
+    assert _median_error(field, grid, shift, border=16) < 0.1
+
+
+def test_propagation_spreads_a_good_match_into_a_wrong_patch(device):
+    """A 12×12 block whose matches are 5 px off (beyond a ±1 px search) takes over its
+    neighbours' displacement; without propagation it stays wrong."""
+    shift = (1.0, 2.0)
+    a, bp, grid = _shifted_pair(device, shift)
+    start = grid + torch.tensor(shift, device=device)
+    start[:, 26:38, 26:38] += torch.tensor([5.0, 0.0], device=device)
+    block = (slice(None), slice(26, 38), slice(26, 38))
+    kept, _ = refine_field(a, bp, start, radii=(1,), smooth_radius=0)
+    assert ((kept - grid)[block] - torch.tensor(shift, device=device)).norm(dim=-1).median() > 4.0
+    fixed, _ = refine_field(a, bp, start, radii=(1,), propagate=(8, 4, 2, 1), smooth_radius=0)
+    assert ((fixed - grid)[block] - torch.tensor(shift, device=device)).norm(dim=-1).max() < 0.5
+
+
+def test_consensus_settles_the_aperture_problem_along_an_edge(device):
+    """B' is A (a straight vertical edge beside a textured strip) moved 3 px down. Edge
+    pixels that start 2 px off along the edge correlate perfectly there (the aperture
+    problem): only the textured strip's agreed displacement moves them."""
+    h = w = 64
+    g = torch.Generator().manual_seed(3)
+    big = torch.zeros(1, 1, h + 16, w + 16)
+    big[..., :, 42:] = 1.0  # the edge, at A's column 34
+    strip = F.interpolate(torch.rand(1, 1, (h + 16) // 4, 3, generator=g), size=(h + 16, 12), mode="bicubic")
+    big[..., :, 22:34] = strip  # A's columns 14..25
+    big = big.expand(1, 3, -1, -1).clamp(0, 1).to(device)
+    a = big[..., 8:-8, 8:-8]
+    grid = pixel_grid(h, w, device=device).unsqueeze(0)
+    shift = (0.0, 3.0)
+    bp = sample_bilinear(big, grid - torch.tensor(shift, device=device) + 8)
+    start = grid + torch.tensor(shift, device=device)
+    start[:, :, 28:40] += torch.tensor([0.0, 2.0], device=device)  # along the edge: no window can tell
+    edge = (slice(None), slice(12, -12), slice(31, 37))
+
+    def err(f: torch.Tensor) -> float:
+        return float(((f - grid)[edge] - torch.tensor(shift, device=device)).norm(dim=-1).median())
+
+    alone, _ = refine_field(a, bp, start, radii=(2, 1))
+    assert err(alone) > 1.5
+    agreed, _ = refine_field(a, bp, start, radii=(2, 1), consensus_radius=12)
+    assert err(agreed) < 0.5  # from 2 px: a few tenths left where the strip is 8-11 px away
+
+
+def test_gradient_steps_reach_a_subpixel_shift_under_gain_and_bias(device):
+    """From the nearest whole pixel, Gauss-Newton steps find a (0.3, -0.2) px shift of a
+    picture whose brightness is halved and lifted, to well under a tenth of a pixel."""
+    shift = (0.3, -0.2)
+    a, _, grid = _shifted_pair(device, shift)
+    big = _smooth_image(80, 80, device)
+    bp = 0.5 * sample_bilinear(big, grid - torch.tensor(shift, device=device) + 8) + 0.2
+    start = grid.clone()
+    plain, _ = refine_field(a, bp, start, radii=())
+    assert _median_error(plain, grid, shift) > 0.3
+    stepped, _ = refine_field(a, bp, start, radii=(), gradient_steps=3)
+    assert _median_error(stepped, grid, shift) < 0.08  # bilinear sampling of B' bounds it

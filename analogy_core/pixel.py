@@ -54,6 +54,8 @@ Size = tuple[int, int]
 
 _VAR_EPS = 1e-4
 """Added to both windows' luminance variances: a flat window correlates with nothing."""
+_FAR = 1e6
+"""Padding displacement (px) of ``smooth_field``: no neighbour outside the grid agrees."""
 
 CORRELATED_COST = 0.2
 """Largest 1 − r² (r ≥ 0.89) that counts as a well-correlating match for the pair gate."""
@@ -161,14 +163,16 @@ def smooth_field(field: torch.Tensor, radius: int, tol: float) -> torch.Tensor:
     n, h, w, _ = field.shape
     base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
     disp = (field - base).permute(0, 3, 1, 2)
-    padded = F.pad(disp, (radius, radius, radius, radius), value=float("nan"))
+    # outside the grid a displacement far beyond any tolerance: it never agrees
+    padded = F.pad(disp, (radius, radius, radius, radius), value=_FAR)
     total = torch.zeros_like(disp)
     count = torch.zeros(n, 1, h, w, device=field.device, dtype=field.dtype)
     for dy in range(2 * radius + 1):
         for dx in range(2 * radius + 1):
             nb = padded[:, :, dy : dy + h, dx : dx + w]
-            agree = (nb - disp).abs().amax(dim=1, keepdim=True) <= tol  # NaN (outside the grid) compares False
-            total += torch.where(agree, nb, torch.zeros_like(nb))
+            diff = (nb - disp).abs_()
+            agree = torch.maximum(diff[:, 0:1], diff[:, 1:2]).le_(tol).to(disp.dtype)
+            total.addcmul_(nb, agree)
             count += agree
     return base + (total / count.clamp_min(1)).permute(0, 2, 3, 1)
 

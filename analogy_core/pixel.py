@@ -17,8 +17,8 @@ the images' own sizes, so that errors of several pixels are in reach of a small 
 At the coarsest level pixels may first take over a neighbour's displacement where it
 correlates better (propagation); after every level's search a pixel may take the
 displacement its distinctive neighbours agree on where its own window cannot tell
-(along an edge, on a ramp: the aperture problem), and the last level ends with
-Gauss-Newton steps of the sub-pixel shift under a local gain and bias.
+(along an edge, on a ramp: the aperture problem), and the last level ends with a
+Gauss-Newton step of the sub-pixel shift under a local gain and bias.
 
 Before each pass the field is smoothed among neighbours that agree with it (within
 ``smooth_tol`` px): that removes the rounding noise of an integer field without mixing
@@ -86,7 +86,7 @@ CONSENSUS_TOL = 0.03
 and still be taken: ties along an edge or on a ramp go to the neighbourhood."""
 CONSENSUS_VOTER_COST = 0.2
 """A neighbour's weight in the consensus falls linearly to 0 as its own 1 − r² rises to this."""
-GRADIENT_STEPS = 2
+GRADIENT_STEPS = 1
 """Gauss-Newton steps of the sub-pixel shift at the last level (``refine_field``'s
 ``gradient_steps``)."""
 GRADIENT_REGULARISER = 1e-5

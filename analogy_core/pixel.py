@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,17 @@ from .image import luminance, pixel_grid, sample_bilinear
 from .progress import InterruptFn, ProgressFn, ProgressTracker
 
 Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Accept:
+    """When a pixel may move: its source window is textured (variance above ``min_texture``),
+    the new match correlates (1 − r² at most ``max_cost``) and, for a move to another
+    integer offset or a neighbour's displacement, beats the current match by ``margin``."""
+
+    min_texture: float
+    max_cost: float
+    margin: float
 
 _VAR_EPS = 1e-4
 """Added to both windows' luminance variances: a flat window correlates with nothing."""
@@ -234,10 +246,7 @@ def _propagate(
     field: torch.Tensor,
     steps: Sequence[int],
     window: int,
-    *,
-    min_texture: float,
-    max_cost: float,
-    margin: float,
+    accept: _Accept,
     check_interrupt: InterruptFn | None,
     tracker: ProgressTracker,
 ) -> torch.Tensor:
@@ -255,14 +264,14 @@ def _propagate(
         check_interrupt()
     cost = _ncc_cost(src, tgt_lum, field, window)
     tracker.advance(1)
-    textured = src[2][:, 0] > min_texture
+    textured = src[2][:, 0] > accept.min_texture
     for step in steps:
         for dx, dy in ((step, 0), (-step, 0), (0, step), (0, -step)):
             if check_interrupt is not None:
                 check_interrupt()
             candidate = _shifted_displacements(field, dx, dy)
             c = _ncc_cost(src, tgt_lum, candidate, window)
-            better = textured & (c <= max_cost) & (c < cost - margin)
+            better = textured & (c <= accept.max_cost) & (c < cost - accept.margin)
             field = torch.where(better.unsqueeze(-1), candidate, field)
             cost = torch.where(better, c, cost)
             tracker.advance(1)
@@ -346,9 +355,7 @@ def _consensus(
     window: int,
     radius: int,
     tol: float,
-    *,
-    min_texture: float,
-    max_cost: float,
+    accept: _Accept,
 ) -> torch.Tensor:
     """Move each pixel to the displacement its distinctive neighbours agree on, where that costs nothing.
 
@@ -359,7 +366,7 @@ def _consensus(
     its structure tensor): the weighted mean displacement, and the value at the pixel of
     a weighted least-squares affine fit of the displacement (for scaled, rotated or
     bent views). The better-correlating one is taken by a textured pixel where its 1 − r²
-    is at most ``tol`` above the current match's (and at most ``max_cost``); a
+    is at most ``tol`` above the current match's (and at most ``accept.max_cost``); a
     distinctive window keeps its own match, and only neighbours whose own match
     correlates (``CONSENSUS_VOTER_COST``) have a say.
     """
@@ -376,11 +383,11 @@ def _consensus(
     # only a neighbour whose own match correlates has a say (not one whose match lies outside the other image)
     weight = weight * (1.0 - now / CONSENSUS_VOTER_COST).clamp_min(0).unsqueeze(1)
     best, best_cost = field, now + tol
-    textured = src[2][:, 0] > min_texture
+    textured = src[2][:, 0] > accept.min_texture
     for agreed, support in _agreed_displacements(disp, weight, radius):
         candidate = clamp_field(base + agreed.permute(0, 2, 3, 1), (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1])))
         cost = _ncc_cost(src, tgt_lum, candidate, window)
-        take = (cost < best_cost) & (cost <= max_cost) & textured & (support > 1e-12)  # on a tie the mean stays
+        take = (cost < best_cost) & (cost <= accept.max_cost) & textured & (support > 1e-12)  # on a tie the mean stays
         best = torch.where(take.unsqueeze(-1), candidate, best)
         best_cost = torch.where(take, cost, best_cost)
     return best
@@ -424,10 +431,7 @@ def _refine_pass(
     field: torch.Tensor,
     radius: int,
     window: int,
-    *,
-    min_texture: float,
-    max_cost: float,
-    margin: float,
+    accept: _Accept,
     check_interrupt: InterruptFn | None,
     tracker: ProgressTracker,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -451,10 +455,11 @@ def _refine_pass(
     centre = (k * k) // 2
     # a move to another integer offset must beat the current match by `margin`; the
     # sub-pixel correction around the current match needs none
-    accept = (src_var[:, 0] > min_texture) & (best <= max_cost) & ((idx == centre) | (best < costs[centre] - margin))
-    moved = torch.where(accept.unsqueeze(-1), field + step, field)
+    ok = (src_var[:, 0] > accept.min_texture) & (best <= accept.max_cost)
+    ok = ok & ((idx == centre) | (best < costs[centre] - accept.margin))
+    moved = torch.where(ok.unsqueeze(-1), field + step, field)
     target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
-    return clamp_field(moved, target_hw), accept
+    return clamp_field(moved, target_hw), ok
 
 
 def correlated_fraction(
@@ -604,21 +609,17 @@ def refine_field(
     src_mean = box_mean(src_lum, window)
     src_var = box_mean(src_lum * src_lum, window) - src_mean * src_mean
     moved = torch.zeros(field.shape[:-1], dtype=torch.bool, device=field.device)
-    field = _propagate(
-        (src_lum, src_mean, src_var), tgt_lum, field, propagate, window, min_texture=min_texture, max_cost=max_cost,
-        margin=margin, check_interrupt=check_interrupt, tracker=tracker,
-    )
+    accept = _Accept(min_texture, max_cost, margin)
+    field = _propagate((src_lum, src_mean, src_var), tgt_lum, field, propagate, window, accept, check_interrupt, tracker)
     for radius in radii:
         field = clamp_field(smooth_field(field, smooth_radius, smooth_tol), target_hw)
         field, moved = _refine_pass(
-            (src_lum, src_mean, src_var), tgt_lum, field, radius, window, min_texture=min_texture,
-            max_cost=max_cost, margin=margin, check_interrupt=check_interrupt, tracker=tracker,
+            (src_lum, src_mean, src_var), tgt_lum, field, radius, window, accept, check_interrupt, tracker
         )
     if consensus_radius:
         if check_interrupt is not None:
             check_interrupt()
-        field = _consensus((src_lum, src_mean, src_var), tgt_lum, field, window, consensus_radius, consensus_tol,
-                           min_texture=min_texture, max_cost=max_cost)
+        field = _consensus((src_lum, src_mean, src_var), tgt_lum, field, window, consensus_radius, consensus_tol, accept)
         tracker.advance(3)
     if gradient_steps:
         tgt = _with_gradients(tgt_lum)

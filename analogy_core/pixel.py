@@ -189,6 +189,12 @@ def smooth_field(field: torch.Tensor, radius: int, tol: float) -> torch.Tensor:
     return base + (total / count.clamp_min(1)).permute(0, 2, 3, 1)
 
 
+def _window_stats(lum: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lum, mean, variance)``: a luminance map with its mean and variance over each window."""
+    mean = box_mean(lum, window)
+    return lum, mean, box_mean(lum * lum, window) - mean * mean
+
+
 def _ncc_cost(
     src: tuple[torch.Tensor, torch.Tensor, torch.Tensor], tgt_lum: torch.Tensor, coords: torch.Tensor, window: int
 ) -> torch.Tensor:
@@ -208,9 +214,7 @@ def _ncc_cost(
 
 
 def _ncc_costs(
-    src_lum: torch.Tensor,
-    src_mean: torch.Tensor,
-    src_var: torch.Tensor,
+    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     tgt_lum: torch.Tensor,
     field: torch.Tensor,
     radius: int,
@@ -225,7 +229,7 @@ def _ncc_costs(
             if check_interrupt is not None:
                 check_interrupt()
             offset = torch.tensor((dx, dy), device=field.device, dtype=field.dtype)
-            costs.append(_ncc_cost((src_lum, src_mean, src_var), tgt_lum, field + offset, window))
+            costs.append(_ncc_cost(src, tgt_lum, field + offset, window))
             advance.advance(1)
     return torch.stack(costs)
 
@@ -435,8 +439,7 @@ def _refine_pass(
     check_interrupt: InterruptFn | None,
     tracker: ProgressTracker,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    src_lum, src_mean, src_var = src
-    costs = _ncc_costs(src_lum, src_mean, src_var, tgt_lum, field, radius, window, check_interrupt, tracker)
+    costs = _ncc_costs(src, tgt_lum, field, radius, window, check_interrupt, tracker)
     k = 2 * radius + 1
     best, idx = costs.min(dim=0)
     iy, ix = idx // k, idx % k
@@ -455,7 +458,7 @@ def _refine_pass(
     centre = (k * k) // 2
     # a move to another integer offset must beat the current match by `margin`; the
     # sub-pixel correction around the current match needs none
-    ok = (src_var[:, 0] > accept.min_texture) & (best <= accept.max_cost)
+    ok = (src[2][:, 0] > accept.min_texture) & (best <= accept.max_cost)
     ok = ok & ((idx == centre) | (best < costs[centre] - accept.margin))
     moved = torch.where(ok.unsqueeze(-1), field + step, field)
     target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
@@ -503,14 +506,12 @@ def correlated_fraction(
     """
     check_shape(field, "N H W 2", "field")
     size = (int(field.shape[1]), int(field.shape[2]))
-    src_lum = luminance(_resized(source.float(), size))
+    src = _window_stats(luminance(_resized(source.float(), size)), window)
     tgt_lum = luminance(_resized(target.float(), target_hw))
-    src_mean = box_mean(src_lum, window)
-    src_var = box_mean(src_lum * src_lum, window) - src_mean * src_mean
     tracker = ProgressTracker(None, (2 * radius + 1) ** 2)
     field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
-    costs = _ncc_costs(src_lum, src_mean, src_var, tgt_lum, field, radius, window, check_interrupt, tracker)
-    textured = src_var[:, 0] > min_texture
+    costs = _ncc_costs(src, tgt_lum, field, radius, window, check_interrupt, tracker)
+    textured = src[2][:, 0] > min_texture
     good_here = (costs.min(dim=0).values <= good) & textured
     return good_here.sum(dim=(1, 2)).float() / textured.sum(dim=(1, 2)).clamp_min(1).float()
 
@@ -606,25 +607,20 @@ def refine_field(
                               "pixel refinement")
     target_hw = (int(target.shape[-2]), int(target.shape[-1]))
     field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
-    src_lum, tgt_lum = luminance(source.float()), luminance(target.float())
-    src_mean = box_mean(src_lum, window)
-    src_var = box_mean(src_lum * src_lum, window) - src_mean * src_mean
+    src, tgt_lum = _window_stats(luminance(source.float()), window), luminance(target.float())
     moved = torch.zeros(field.shape[:-1], dtype=torch.bool, device=field.device)
     accept = _Accept(min_texture, max_cost, margin)
-    field = _propagate((src_lum, src_mean, src_var), tgt_lum, field, propagate, window, accept, check_interrupt, tracker)
+    field = _propagate(src, tgt_lum, field, propagate, window, accept, check_interrupt, tracker)
     for radius in radii:
         field = clamp_field(smooth_field(field, smooth_radius, smooth_tol), target_hw)
-        field, moved = _refine_pass(
-            (src_lum, src_mean, src_var), tgt_lum, field, radius, window, accept, check_interrupt, tracker
-        )
+        field, moved = _refine_pass(src, tgt_lum, field, radius, window, accept, check_interrupt, tracker)
     if consensus_radius:
         if check_interrupt is not None:
             check_interrupt()
-        field = _consensus((src_lum, src_mean, src_var), tgt_lum, field, window, consensus_radius, consensus_tol, accept)
+        field = _consensus(src, tgt_lum, field, window, consensus_radius, consensus_tol, accept)
         tracker.advance(3)
     if gradient_steps:
         tgt = _with_gradients(tgt_lum)
-        src = (src_lum, src_mean, src_var)
         before = _ncc_cost(src, tgt_lum, field, window)
         stepped = field
         for _ in range(gradient_steps):
@@ -710,16 +706,15 @@ def pyramid_sizes(start: Size, final: Size) -> list[Size]:
     return levels
 
 
-def coarse_start(size: Size, levels: int | None = None) -> Size:
+def coarse_start(size: Size) -> Size:
     """The first level's size: ``size`` halved ``COARSE_LEVELS`` times, sides >= ``MIN_LEVEL_SIDE``.
 
     Example:
         >>> coarse_start((224, 300)), coarse_start((100, 150)), coarse_start((40, 40))
         ((56, 75), (50, 75), (40, 40))
     """
-    levels = COARSE_LEVELS if levels is None else levels
     h, w = size
-    for _ in range(levels):
+    for _ in range(COARSE_LEVELS):
         if min(h, w) // 2 < MIN_LEVEL_SIDE:
             break
         h, w = h // 2, w // 2

@@ -38,11 +38,13 @@ def _autograd_ready(net: nn.Sequential) -> nn.Sequential:
 FIRST_STEP = 0.03
 """Length of L-BFGS's first step relative to ‖x‖ (see ``_lbfgs``)."""
 
-TILE_ELEMENTS = 40 << 20
+TILE_ELEMENTS = 24 << 20
 """Largest map (elements of x or of any map the sub-network computes from it, halo
 included) optimised in one piece. Larger problems are optimised tile by tile, which
 bounds the memory of L-BFGS (about 16 copies of x) and of the autograd graph whatever
-the image size; images up to about 800×800 px are never tiled."""
+the image size. The largest map of any deconvolution of an image within the default
+limits (350,000 px²) is 64 channels at full size, 21.4 M elements, so such images are
+never tiled; at 1024×1024 px the relu4_1 deconvolution (32 M) and the two finer ones are."""
 
 
 def receptive_radius(net: nn.Sequential) -> int:

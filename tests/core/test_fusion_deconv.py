@@ -139,3 +139,26 @@ def test_tiled_deconvolution_matches_the_one_piece_solve(vgg, device):
     assert err(tiled) < 0.3 * err(init)
     assert err(tiled) < 1.5 * err(whole)
     assert float((tiled - whole).norm() / whole.norm()) < 0.02
+
+
+def test_tile_size_leaves_default_limit_images_whole_and_tiles_1024_px(vgg):
+    """Every release deconvolution of an image at the default area limit fits one piece;
+    at 1024×1024 px the relu4_1 one (L-BFGS's largest untiled map before) does not."""
+    from analogy_core.config import AnalogyConfig
+    from analogy_core.deconv import TILE_ELEMENTS, _largest_map
+    from analogy_core.pipeline import deconv_start
+
+    channels = {"input": 3, "relu1_1": 64, "relu2_1": 128, "relu3_1": 256}
+    stride = {"input": 1, "relu1_1": 1, "relu2_1": 2, "relu3_1": 4}
+
+    def largest(layer: str, h: int, w: int) -> int:
+        start = deconv_start(layer, "release")
+        shape = (1, channels[start], h // stride[start], w // stride[start])
+        return _largest_map(vgg.subnet(start, layer), shape)
+
+    area = AnalogyConfig().max_area
+    for h, w in ((500, 700), (591, 592), (350, 1000)):
+        assert h * w <= area
+        assert all(largest(layer, h, w) <= TILE_ELEMENTS for layer in ("relu5_1", "relu4_1", "relu3_1", "relu2_1"))
+    assert largest("relu4_1", 1024, 1024) > TILE_ELEMENTS
+    assert largest("relu5_1", 1024, 1024) <= TILE_ELEMENTS

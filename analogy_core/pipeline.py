@@ -347,10 +347,23 @@ def _moved_fraction(nnf: torch.Tensor, init: torch.Tensor | None, target_hw: Siz
     return float((nnf != init).any(dim=-1).float().mean())
 
 
+def _features(vgg: VGG19, image: torch.Tensor, layer: str) -> torch.Tensor:
+    """F at ``layer`` of a network input, by the same layers as ``prepare`` (equal bit for bit)."""
+    with torch.no_grad():
+        feat: torch.Tensor = vgg.subnet("input", layer)(vgg.preprocess(image))
+    return feat
+
+
 def _map_at(state: AnalogyState, side: str, layer: str, vgg: VGG19) -> torch.Tensor:
+    """``side``'s features at ``layer`` (or its preprocessed image at ``"input"``).
+
+    A map that a lean run has released is recomputed for this read and not kept.
+    """
+    image = state.a_net if side == "a" else state.bp_net
     if layer == "input":
-        return vgg.preprocess(state.a_net if side == "a" else state.bp_net)
-    return (state.feat_a if side == "a" else state.feat_bp)[layer]
+        return vgg.preprocess(image)
+    feat = (state.feat_a if side == "a" else state.feat_bp)[layer]
+    return _features(vgg, image, layer) if feat.device.type == "meta" else feat
 
 
 def deconv_start(layer: str, deconv: DeconvMode) -> str:
@@ -416,9 +429,8 @@ def deconvolve_layer(
         # R on `side`'s grid, built from the other image's features.
         nnf = nnfs[side]
         target = patch_vote(_map_at(state, other, layer, vgg), nnf, patch_size)
-        other_start = _map_at(state, other, start, vgg)
         up = upsample_nnf(nnf, state.size(side, start), state.size(other, layer), state.size(other, start))
-        init = patch_vote(other_start, up, patch_size)
+        init = patch_vote(_map_at(state, other, start, vgg), up, patch_size)  # a recomputed map dies here
         x = deconvolve(vgg, start, layer, target, init, lbfgs_iters=lbfgs_iters, lbfgs_history=lbfgs_history,
                        check_interrupt=check_interrupt, progress=tracker.share(lbfgs_iters))
         if start != lower:
@@ -722,8 +734,9 @@ def release_layer(state: AnalogyState, layer: str, spent: str) -> AnalogyState:
 
 
 LATE_LAYERS: tuple[str, ...] = ("relu2_1", "relu1_1")
-"""Layers whose F_A and F_B' a lean run drops after ``prepare`` and recomputes when first
-read (``restore_layer``): they are the largest maps and cheap to recompute."""
+"""Layers whose F_A and F_B' a lean run drops after ``prepare``: they are the largest maps
+and cheap to recompute. They come back for their own layer's steps (``restore_layer``);
+a deconvolution that starts from one reads a copy computed for that read alone."""
 
 
 def restore_layer(state: AnalogyState, vgg: VGG19, layer: str) -> AnalogyState:
@@ -744,8 +757,7 @@ def restore_layer(state: AnalogyState, vgg: VGG19, layer: str) -> AnalogyState:
     for name, image in (("feat_a", state.a_net), ("feat_bp", state.bp_net)):
         maps: Mapping[str, torch.Tensor] = getattr(state, name)
         if maps[layer].device.type == "meta":
-            with torch.no_grad():
-                changes[name] = {**maps, layer: vgg.subnet("input", layer)(vgg.preprocess(image))}
+            changes[name] = {**maps, layer: _features(vgg, image, layer)}
     return dataclasses.replace(state, **changes) if changes else state
 
 
@@ -917,11 +929,9 @@ def _solve(
         for late in LATE_LAYERS:
             state = release_layer(state, late, "features")
     for i, layer in enumerate(LAYERS):
-        if lean:  # the maps this layer's steps read: its own, and its deconvolution's start
-            needed = {layer, deconv_start(layer, cfg.deconv)} if i + 1 < len(LAYERS) else {layer}
-            for late in sorted(needed & set(LATE_LAYERS)):
-                with stages.stage("features"):
-                    state = restore_layer(state, vgg, late)
+        if lean and layer in LATE_LAYERS:  # its own maps; the deconvolution's start is recomputed per read
+            with stages.stage("features"):
+                state = restore_layer(state, vgg, layer)
         if i > 0:
             with stages.stage(f"fusion {layer}"):
                 state = fuse_layer(state, layer, alpha=cfg.alphas[i], kappa=cfg.kappa, tau=cfg.tau, mask=cfg.mask)

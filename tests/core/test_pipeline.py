@@ -234,12 +234,14 @@ def test_batch_items_are_independent_and_solved_one_at_a_time(vgg, device):
 def test_lean_run_gives_the_same_result_and_keeps_one_layer_of_maps(vgg, device, deconv):
     """``lean=True`` frees each map after its last reader and computes the relu2_1 and
     relu1_1 features only when first read: the outputs are unchanged, while relu5_1 is
-    searched no live state holds the two finest layers' maps, and while relu1_1 is
-    searched none holds a map of a coarser layer."""
+    searched no live state holds the two finest layers' maps, while relu3_1 is
+    deconvolved none holds them either (the deconvolution's start is recomputed for it
+    alone), and while relu1_1 is searched none holds a map of a coarser layer."""
     a, bp = _demo(device, (48, 64))
     cfg = dataclasses.replace(FAST, lbfgs_iters=3, pm_iters=2, pixel_refine=True, deconv=deconv)
     held: dict[str, set[str]] = {}
     early: set[str] = set()
+    deconv3: dict[str, set[str]] = {}
 
     def live_maps(names: tuple[str, ...], into: dict[str, set[str]]) -> None:
         for o in gc.get_objects():
@@ -252,6 +254,8 @@ def test_lean_run_gives_the_same_result_and_keeps_one_layer_of_maps(vgg, device,
             found: dict[str, set[str]] = {}
             live_maps(("feat_a", "feat_bp"), found)
             early.update(found["feat_a"] | found["feat_bp"])
+        if stage.startswith("deconv relu3_1") and not deconv3:
+            live_maps(("feat_a", "feat_bp"), deconv3)
         if stage.startswith("nnf relu1_1") and not held:
             live_maps(("feat_a", "feat_bp", "feat_ap", "feat_b", "recon_bp", "recon_a"), held)
 
@@ -260,6 +264,7 @@ def test_lean_run_gives_the_same_result_and_keeps_one_layer_of_maps(vgg, device,
     for got, want in ((lean.ap, full.ap), (lean.b, full.b), (lean.flow_ab, full.flow_ab), (lean.flow_ba, full.flow_ba)):
         assert torch.equal(got, want)
     assert early == {"relu5_1", "relu4_1", "relu3_1"}
+    assert deconv3["feat_a"] | deconv3["feat_bp"] == {"relu3_1"}
     assert held["feat_a"] == held["feat_bp"] == held["feat_ap"] == held["feat_b"] == {"relu1_1"}
     assert held["recon_bp"] == held["recon_a"] == set()  # spent by the relu1_1 fusion
     maps = [t for name in ("feat_a", "feat_bp", "feat_ap", "feat_b") for t in getattr(lean.state, name).values()]

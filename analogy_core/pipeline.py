@@ -709,7 +709,8 @@ def release_layer(state: AnalogyState, layer: str, spent: str) -> AnalogyState:
     and ``"features"`` (F_A, F_B') by the deconvolution at ``layer`` (the deconvolutions
     of the layers above read only lower layers). Freed maps become tensors on the
     ``"meta"`` device: ``AnalogyState.size`` still works, and a step that would read one
-    fails instead of computing with stale data.
+    fails instead of computing with stale data (but the deconvolution recomputes any
+    released F_A or F_B' it reads from the images, which cannot be stale).
 
     Args:
         state: the state.

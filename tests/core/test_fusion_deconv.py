@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from analogy_core import deconvolve, feature_mask, fuse
-from analogy_core.deconv import receptive_radius
+from analogy_core.config import AnalogyConfig
+from analogy_core.deconv import TILE_ELEMENTS, _largest_map, receptive_radius
+from analogy_core.pipeline import deconv_start
 
 
 def test_fusion_alpha_extremes_return_each_side(device):
@@ -144,10 +146,6 @@ def test_tiled_deconvolution_matches_the_one_piece_solve(vgg, device):
 def test_tile_size_leaves_default_limit_images_whole_and_tiles_1024_px(vgg):
     """Every release deconvolution of an image at the default area limit fits one piece;
     at 1024×1024 px the relu4_1 one (L-BFGS's largest untiled map before) does not."""
-    from analogy_core.config import AnalogyConfig
-    from analogy_core.deconv import TILE_ELEMENTS, _largest_map
-    from analogy_core.pipeline import deconv_start
-
     channels = {"input": 3, "relu1_1": 64, "relu2_1": 128, "relu3_1": 256}
     stride = {"input": 1, "relu1_1": 1, "relu2_1": 2, "relu3_1": 4}
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -189,14 +190,21 @@ def smooth_field(field: torch.Tensor, radius: int, tol: float) -> torch.Tensor:
     return base + (total / count.clamp_min(1)).permute(0, 2, 3, 1)
 
 
-def _window_stats(lum: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(lum, mean, variance)``: a luminance map with its mean and variance over each window."""
+class _WindowStats(NamedTuple):
+    """A source luminance map (N, 1, H, W) with its mean and variance over each window."""
+
+    lum: torch.Tensor
+    mean: torch.Tensor
+    var: torch.Tensor
+
+
+def _window_stats(lum: torch.Tensor, window: int) -> _WindowStats:
     mean = box_mean(lum, window)
-    return lum, mean, box_mean(lum * lum, window) - mean * mean
+    return _WindowStats(lum, mean, box_mean(lum * lum, window) - mean * mean)
 
 
 def _ncc_cost(
-    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor], tgt_lum: torch.Tensor, coords: torch.Tensor, window: int
+    src: _WindowStats, tgt_lum: torch.Tensor, coords: torch.Tensor, window: int
 ) -> torch.Tensor:
     """1 − r² of the windowed luminance correlation along a field, (N, H, W).
 
@@ -214,7 +222,7 @@ def _ncc_cost(
 
 
 def _ncc_costs(
-    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    src: _WindowStats,
     tgt_lum: torch.Tensor,
     field: torch.Tensor,
     radius: int,
@@ -245,7 +253,7 @@ def _shifted_displacements(field: torch.Tensor, dx: int, dy: int) -> torch.Tenso
 
 
 def _propagate(
-    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    src: _WindowStats,
     tgt_lum: torch.Tensor,
     field: torch.Tensor,
     steps: Sequence[int],
@@ -268,7 +276,7 @@ def _propagate(
         check_interrupt()
     cost = _ncc_cost(src, tgt_lum, field, window)
     tracker.advance(1)
-    textured = src[2][:, 0] > accept.min_texture
+    textured = src.var[:, 0] > accept.min_texture
     for step in steps:
         for dx, dy in ((step, 0), (-step, 0), (0, step), (0, -step)):
             if check_interrupt is not None:
@@ -297,7 +305,7 @@ def _with_gradients(lum: torch.Tensor) -> torch.Tensor:
 
 
 def _gradient_step(
-    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    src: _WindowStats,
     tgt: torch.Tensor,
     field: torch.Tensor,
     window: int,
@@ -353,7 +361,7 @@ def _gradient_step(
 
 
 def _consensus(
-    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    src: _WindowStats,
     tgt_lum: torch.Tensor,
     field: torch.Tensor,
     window: int,
@@ -374,7 +382,7 @@ def _consensus(
     distinctive window keeps its own match, and only neighbours whose own match
     correlates (``CONSENSUS_VOTER_COST``) have a say.
     """
-    src_lum = src[0]
+    src_lum = src.lum
     g = _with_gradients(src_lum)
     gx, gy = g[:, 1:2], g[:, 2:3]
     st = box_mean(torch.cat((gx * gx, gy * gy, gx * gy), dim=1), window)
@@ -387,7 +395,7 @@ def _consensus(
     # only a neighbour whose own match correlates has a say (not one whose match lies outside the other image)
     weight = weight * (1.0 - now / CONSENSUS_VOTER_COST).clamp_min(0).unsqueeze(1)
     best, best_cost = field, now + tol
-    textured = src[2][:, 0] > accept.min_texture
+    textured = src.var[:, 0] > accept.min_texture
     for agreed, support in _agreed_displacements(disp, weight, radius):
         candidate = clamp_field(base + agreed.permute(0, 2, 3, 1), (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1])))
         cost = _ncc_cost(src, tgt_lum, candidate, window)
@@ -430,7 +438,7 @@ def _agreed_displacements(disp: torch.Tensor, weight: torch.Tensor, radius: int)
 
 
 def _refine_pass(
-    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    src: _WindowStats,
     tgt_lum: torch.Tensor,
     field: torch.Tensor,
     radius: int,
@@ -458,7 +466,7 @@ def _refine_pass(
     centre = (k * k) // 2
     # a move to another integer offset must beat the current match by `margin`; the
     # sub-pixel correction around the current match needs none
-    ok = (src[2][:, 0] > accept.min_texture) & (best <= accept.max_cost)
+    ok = (src.var[:, 0] > accept.min_texture) & (best <= accept.max_cost)
     ok = ok & ((idx == centre) | (best < costs[centre] - accept.margin))
     moved = torch.where(ok.unsqueeze(-1), field + step, field)
     target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
@@ -511,7 +519,7 @@ def correlated_fraction(
     tracker = ProgressTracker(None, (2 * radius + 1) ** 2)
     field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
     costs = _ncc_costs(src, tgt_lum, field, radius, window, check_interrupt, tracker)
-    textured = src[2][:, 0] > min_texture
+    textured = src.var[:, 0] > min_texture
     good_here = (costs.min(dim=0).values <= good) & textured
     return good_here.sum(dim=(1, 2)).float() / textured.sum(dim=(1, 2)).clamp_min(1).float()
 

@@ -8,7 +8,10 @@ features of both pairs. Maximising that similarity equals minimising the paper's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
@@ -58,6 +61,40 @@ def _padded_rows(maps: Sequence[torch.Tensor], r: int) -> torch.Tensor:
     return out.view(-1, out.shape[-1])
 
 
+@dataclass(frozen=True)
+class _Workers:
+    """Threads that score chunks side by side: the pool and its size."""
+
+    pool: ThreadPoolExecutor
+    count: int
+
+
+@contextmanager
+def _chunk_workers(device: torch.device) -> Iterator[_Workers | None]:
+    """Threads that score a CPU search's chunks, with torch's own threads at 1 meanwhile.
+
+    A chunk's operations are small, and as parallel torch operations each would end in a
+    barrier at which torch's threads wait for one another; on a CPU that another process
+    also uses, a thread then waits for one that is not running, and a search slowed
+    several times over (``python -m bench.contention``). Instead torch runs every operation
+    of the search on one thread, and as many Python threads as torch had score the chunks
+    side by side (torch releases the interpreter lock inside an operation). The thread
+    count is restored afterwards. It is a process-wide setting: torch work that another
+    thread does during the search runs on one thread too. On CUDA, or with one thread,
+    nothing changes.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads < 2:
+        yield None
+        return
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="patchmatch") as pool:
+            yield _Workers(pool, threads)
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _PatchScorer:
     """Scores candidate matches of source pixels; one source/target image pair."""
 
@@ -65,9 +102,17 @@ class _PatchScorer:
     # side); on CUDA one chunk is a large kernel.
     _CHUNK_BYTES = {"cpu": 1 << 20, "cuda": 256 << 20}
 
-    def __init__(self, src: Sequence[torch.Tensor], tgt: Sequence[torch.Tensor], patch_size: int) -> None:
+    def __init__(
+        self,
+        src: Sequence[torch.Tensor],
+        tgt: Sequence[torch.Tensor],
+        patch_size: int,
+        workers: _Workers | None = None,
+    ) -> None:
         # src, tgt: maps of shape (C_i, H, W) for one batch item, normalised and stacked
-        # into zero-padded (pixel, channel) rows here, one map at a time (large images)
+        # into zero-padded (pixel, channel) rows here, one map at a time (large images);
+        # workers: threads that score the chunks (``_chunk_workers``), or None
+        self.workers = workers
         self.r = r = patch_size // 2
         self.hs, self.ws = src[0].shape[-2:]
         self.ht, self.wt = tgt[0].shape[-2:]
@@ -90,12 +135,29 @@ class _PatchScorer:
         base_t = (ty + r) * self.wt2 + (tx + r)
         m = sy.numel()
         acc = torch.zeros(m, device=self.src.device, dtype=self.src.dtype)
-        for i in range(0, m, self.chunk):
-            bs, bt, out = base_s[i : i + self.chunk], base_t[i : i + self.chunk], acc[i : i + self.chunk]
-            # one patch offset at a time: two row gathers and a row-wise dot product; far
-            # faster than gathering whole patches, as the rows stay in cache
-            for off_s, off_t in self.offsets:
-                out += torch.linalg.vecdot(self.src.index_select(0, bs + off_s), self.tgt.index_select(0, bt + off_t))
+        starts = range(0, m, self.chunk)
+        # inference and grad mode are per thread: a worker takes the caller's (ComfyUI runs
+        # nodes in inference mode, whose tensors may only be updated in that mode)
+        inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+        def chunks(share: range) -> None:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                for i in share:
+                    bs, bt, out = base_s[i : i + self.chunk], base_t[i : i + self.chunk], acc[i : i + self.chunk]
+                    # one patch offset at a time: two row gathers and a row-wise dot product;
+                    # far faster than gathering whole patches, as the rows stay in cache
+                    for off_s, off_t in self.offsets:
+                        out += torch.linalg.vecdot(
+                            self.src.index_select(0, bs + off_s), self.tgt.index_select(0, bt + off_t)
+                        )
+
+        if self.workers is None or len(starts) < 2:
+            chunks(starts)
+        else:
+            # every thread writes its own chunks of acc: the sums are the same as in one thread
+            n = self.workers.count
+            for done in [self.workers.pool.submit(chunks, starts[k::n]) for k in range(n)]:
+                done.result()
         lo_y = torch.maximum(torch.maximum(-sy, -ty), torch.full_like(sy, -r))
         hi_y = torch.minimum(torch.minimum(self.hs - 1 - sy, self.ht - 1 - ty), torch.full_like(sy, r))
         lo_x = torch.maximum(torch.maximum(-sx, -tx), torch.full_like(sx, -r))
@@ -190,14 +252,15 @@ def patchmatch(
         check_shape(constraint.target, f"{n} {ht} {wt}", "constraint.target")
     tracker = ProgressTracker(progress, n * pm_iters, "patchmatch")
     fields, scores = [], []
-    for i in range(n):
-        codes = None if constraint is None else (constraint.source[i].to(dev), constraint.target[i].to(dev))
-        f, s = _patchmatch_one(
-            [m[i] for m in source], [m[i] for m in target], init[i], patch_size, pm_iters, search_radius,
-            tuple(pm_jumps), generator, check_interrupt, tracker.advance, codes,
-        )
-        fields.append(f)
-        scores.append(s)
+    with _chunk_workers(dev) as workers:
+        for i in range(n):
+            codes = None if constraint is None else (constraint.source[i].to(dev), constraint.target[i].to(dev))
+            f, s = _patchmatch_one(
+                [m[i] for m in source], [m[i] for m in target], init[i], patch_size, pm_iters, search_radius,
+                tuple(pm_jumps), generator, check_interrupt, tracker.advance, codes, workers,
+            )
+            fields.append(f)
+            scores.append(s)
     return torch.stack(fields), torch.stack(scores)
 
 
@@ -213,8 +276,9 @@ def _patchmatch_one(
     check_interrupt: InterruptFn | None,
     advance: Callable[[int], None],
     codes: tuple[torch.Tensor, torch.Tensor] | None = None,
+    workers: _Workers | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    scorer = _PatchScorer(src, tgt, patch_size)
+    scorer = _PatchScorer(src, tgt, patch_size, workers)
     hs, ws = scorer.hs, scorer.ws
     ht, wt = scorer.ht, scorer.wt
     dev = scorer.src.device

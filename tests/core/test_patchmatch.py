@@ -84,3 +84,43 @@ def test_random_search_radii_halve_to_one():
     assert random_search_radii(6) == [6, 3, 1]
     assert random_search_radii(28) == [28, 14, 7, 3, 1]
     assert random_search_radii(0) == []
+
+
+def test_cpu_search_scores_chunks_on_threads_with_the_same_result():
+    # 200 x 210 pixels of 8 channels: several 1 MiB chunks per scored candidate
+    g = torch.Generator().manual_seed(7)
+    a = torch.randn(1, 8, 200, 210, generator=g)
+    b = torch.roll(a, shifts=(2, -3), dims=(2, 3)) + 0.1 * torch.randn(1, 8, 200, 210, generator=g)
+    before = torch.get_num_threads()
+    seen = []
+
+    def search(threads, progress=None, check_interrupt=None):
+        torch.set_num_threads(threads)
+        try:
+            return patchmatch((a,), (b,), patch_size=3, pm_iters=2, search_radius=4,
+                              generator=torch.Generator().manual_seed(0), progress=progress,
+                              check_interrupt=check_interrupt)
+        finally:
+            torch.set_num_threads(before)
+
+    one = search(1)
+    two = search(2, progress=lambda *_: seen.append(torch.get_num_threads()))
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    # the workers run in the caller's mode: ComfyUI calls nodes in inference mode
+    with torch.inference_mode():
+        inferred = search(2)
+    assert torch.equal(one[0], inferred[0]) and torch.equal(one[1], inferred[1])
+    # torch's own threads are off during the search (its chunks run on two worker threads)
+    assert seen and set(seen) == {1}
+
+    # and come back after it, also when the search is interrupted
+    def stop():
+        raise InterruptedError
+
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(InterruptedError):
+            patchmatch((a,), (b,), patch_size=3, pm_iters=1, search_radius=4, check_interrupt=stop)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -142,14 +142,21 @@ class _PatchScorer:
 
         def chunks(share: range) -> None:
             with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                # one patch offset at a time: two row gathers and a row-wise dot product, far
+                # faster than gathering whole patches, as the rows stay in cache; into buffers
+                # made once per thread, and the dot product as a product and a row sum (the
+                # same sums as torch.linalg.vecdot's, which on CPU took twice as long)
+                rows = torch.empty(2, self.chunk, self.src.shape[1], device=acc.device, dtype=acc.dtype)
+                index = torch.empty(2, self.chunk, device=acc.device, dtype=base_s.dtype)
+                dot = torch.empty(self.chunk, device=acc.device, dtype=acc.dtype)
                 for i in share:
                     bs, bt, out = base_s[i : i + self.chunk], base_t[i : i + self.chunk], acc[i : i + self.chunk]
-                    # one patch offset at a time: two row gathers and a row-wise dot product;
-                    # far faster than gathering whole patches, as the rows stay in cache
+                    k = bs.numel()
+                    a, b, ia, ib, d = rows[0, :k], rows[1, :k], index[0, :k], index[1, :k], dot[:k]
                     for off_s, off_t in self.offsets:
-                        out += torch.linalg.vecdot(
-                            self.src.index_select(0, bs + off_s), self.tgt.index_select(0, bt + off_t)
-                        )
+                        torch.index_select(self.src, 0, torch.add(bs, off_s, out=ia), out=a)
+                        torch.index_select(self.tgt, 0, torch.add(bt, off_t, out=ib), out=b)
+                        out += torch.sum(a.mul_(b), 1, out=d)
 
         if self.workers is None or len(starts) < 2:
             chunks(starts)

@@ -307,20 +307,37 @@ def _patchmatch_one(
         lo_y, hi_y = (cur_y - search_radius).clamp(0, ht - 1), (cur_y + search_radius).clamp(0, ht - 1)
         radii = random_search_radii(search_radius)
 
+    # Candidates scored before are not scored again: a pixel's score only rises, so a target
+    # it scored and does not hold now would lose again, and the fields are the same. A
+    # propagation step proposes φ(p − k·e) + k·e, the same candidate as in its last run while
+    # p − k·e keeps its match: each pixel records the pass in which its match last changed,
+    # each step the pass in which it last ran, and a step only proposes the candidates of
+    # neighbours that moved since. Other repeats (two steps or a random draw proposing one
+    # target) are caught by each pixel's last few discarded targets (``_Discarded``).
+    passes = 0
+    moved = torch.full_like(cur_x, -1)
+    last_run: dict[tuple[int, int, int], int] = {}
+    discarded = _Discarded(sy.numel(), wt, dev)
+
     def try_candidates(cx: torch.Tensor, cy: torch.Tensor, valid: torch.Tensor) -> None:
         nonlocal best
         changed = valid & ((cx != cur_x) | (cy != cur_y))
         idx = changed.nonzero().squeeze(1)
         if rules is not None and idx.numel():
             idx = idx[rules.allowed(idx, cx[idx], cy[idx])]
+        if idx.numel():
+            idx = idx[discarded.fresh(idx, cx[idx], cy[idx])]
         if idx.numel() == 0:
             return
         s = scorer.score(sy[idx], sx[idx], cy[idx], cx[idx])
         better = s > best[idx]
+        # a pixel discards the candidate, or the match that the candidate replaces
+        discarded.add(idx, torch.where(better, cur_x[idx], cx[idx]), torch.where(better, cur_y[idx], cy[idx]))
         upd = idx[better]
         cur_x[upd] = cx[upd]
         cur_y[upd] = cy[upd]
         best[upd] = s[better]
+        moved[upd] = passes
 
     for _ in range(pm_iters):
         for k in pm_jumps:
@@ -331,10 +348,16 @@ def _patchmatch_one(
                 ny, nx = sy - k * ey, sx - k * ex
                 valid = (ny >= 0) & (ny < hs) & (nx >= 0) & (nx < ws)
                 nidx = (ny.clamp(0, hs - 1) * ws + nx.clamp(0, ws - 1))
+                passes += 1
+                step = (k, ey, ex)
+                if step in last_run:
+                    valid &= moved[nidx] >= last_run[step]
+                last_run[step] = passes
                 cx = (cur_x[nidx] + k * ex).clamp(0, wt - 1)
                 cy = (cur_y[nidx] + k * ey).clamp(0, ht - 1)
                 try_candidates(cx, cy, valid)
         for r in radii:
+            passes += 1
             offs = torch.randint(-r, r + 1, (2, sy.numel()), generator=generator).to(dev)
             cx = torch.minimum(torch.maximum(cur_x + offs[0], lo_x), hi_x)
             cy = torch.minimum(torch.maximum(cur_y + offs[1], lo_y), hi_y)
@@ -344,6 +367,28 @@ def _patchmatch_one(
         advance(1)
     nnf = torch.stack((cur_x.view(hs, ws), cur_y.view(hs, ws)), dim=-1)
     return nnf, best.view(hs, ws)
+
+
+class _Discarded:
+    """The last targets each source pixel scored and did not keep (a ring of ``SLOTS``)."""
+
+    SLOTS = 8
+
+    def __init__(self, pixels: int, wt: int, device: torch.device) -> None:
+        # targets as flat indices y·wt + x (int32: maps of up to 2^31 pixels)
+        self.wt = wt
+        self.targets = torch.full((pixels, self.SLOTS), -1, dtype=torch.int32, device=device)
+        self.slot = torch.zeros(pixels, dtype=torch.uint8, device=device)
+
+    def fresh(self, idx: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
+        """Whether pixels ``idx`` have not discarded (cx, cy) lately."""
+        return ~(self.targets[idx] == (cy * self.wt + cx).unsqueeze(1)).any(1)
+
+    def add(self, idx: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> None:
+        """Record that pixels ``idx`` (each once) discarded (cx, cy)."""
+        slot = self.slot[idx].long()
+        self.targets[idx, slot] = (cy * self.wt + cx).to(torch.int32)
+        self.slot[idx] = ((slot + 1) % self.SLOTS).to(torch.uint8)
 
 
 class _Rules:

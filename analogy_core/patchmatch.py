@@ -146,9 +146,10 @@ class _PatchScorer:
                 # faster than gathering whole patches, as the rows stay in cache; into buffers
                 # made once per thread, and the dot product as a product and a row sum (the
                 # same sums as torch.linalg.vecdot's, which on CPU took twice as long)
-                rows = torch.empty(2, self.chunk, self.src.shape[1], device=acc.device, dtype=acc.dtype)
-                index = torch.empty(2, self.chunk, device=acc.device, dtype=base_s.dtype)
-                dot = torch.empty(self.chunk, device=acc.device, dtype=acc.dtype)
+                size = min(self.chunk, m)  # no larger than the call needs (CUDA's chunks are large)
+                rows = torch.empty(2, size, self.src.shape[1], device=acc.device, dtype=acc.dtype)
+                index = torch.empty(2, size, device=acc.device, dtype=base_s.dtype)
+                dot = torch.empty(size, device=acc.device, dtype=acc.dtype)
                 for i in share:
                     bs, bt, out = base_s[i : i + self.chunk], base_t[i : i + self.chunk], acc[i : i + self.chunk]
                     k = bs.numel()

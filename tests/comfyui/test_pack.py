@@ -297,11 +297,13 @@ def test_image_too_small_fails_with_our_message(comfy_server, inputs):
 
 def test_interrupt_stops_a_long_analogy(comfy_server, inputs, one_node_output):
     """/interrupt ends the run inside our node with ComfyUI's "interrupted" status. The loaders
-    are cached by the one-node run before, so only the analogy runs; /interrupt is repeated
-    until the prompt ends, so it lands inside the analogy however the machine is loaded. How
-    soon it stops is counted in work units in tests/nodes; wall-clock figures are in
-    ``python -m bench.latency``."""
+    are cached by a short run of the same graph just before (ComfyUI checks for an interrupt
+    before every node it executes, so an uncached LoadImage would take it), so only the
+    analogy runs; /interrupt is repeated until the prompt ends, so it lands inside the
+    analogy however the machine is loaded. How soon it stops is counted in work units in
+    tests/nodes; wall-clock figures are in ``python -m bench.latency``."""
     wf = small(load_workflow(ONE_NODE), "interrupt")
+    assert comfy_server.status_str(comfy_server.run(wf, timeout=300)) == "success"
     # full iterations: minutes of work on this machine if not stopped
     patch(wf, "DeepAnalogy_DeepImageAnalogy", pm_iters=10, lbfgs_iters=100, seed=12345)
     prompt_id = comfy_server.queue(wf)

@@ -29,19 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_one(size: int, threads: int, pm_iters: int) -> float:
     """Seconds of one relu1_1-sized PatchMatch (both directions) in this process."""
     import torch
-    import torch.nn.functional as F
 
     from analogy_core import load_vgg19, patchmatch
-    from analogy_core.io import load_image
+    from bench._pair import load_pair
 
     torch.set_num_threads(threads)
-    images = [
-        F.interpolate(load_image(ROOT / "demo" / name), size=(size, size), mode="bilinear", antialias=True)
-        for name in ("a.png", "bp.png")
-    ]
+    images = load_pair(ROOT / "demo" / "a.png", ROOT / "demo" / "bp.png", size, size)
     vgg = load_vgg19()
     with torch.no_grad():
-        fa, fb = (vgg.extract(x.clamp(0, 1))["relu1_1"] for x in images)
+        fa, fb = (vgg.extract(x)["relu1_1"] for x in images)
     t0 = time.perf_counter()
     for src, tgt in (((fa, fa), (fb, fb)), ((fb, fb), (fa, fa))):
         patchmatch(src, tgt, patch_size=5, pm_iters=pm_iters, search_radius=4, generator=torch.Generator().manual_seed(0))

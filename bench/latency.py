@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from analogy_core import load_vgg19, run_analogy
 from analogy_core.cli import add_config_arguments, config_from_args
-from analogy_core.io import load_image, resolve_device
+from analogy_core.io import resolve_device
+from bench._pair import load_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench.latency")
@@ -47,8 +47,7 @@ def in_process(args: argparse.Namespace, after: float) -> float:
     """Seconds from setting the cancel flag to ``run_analogy`` raising."""
     device = resolve_device(args.device)
     cfg = config_from_args(args)
-    a = F.interpolate(load_image(args.a), size=(args.size, args.size), mode="bilinear", antialias=True).clamp(0, 1)
-    bp = F.interpolate(load_image(args.bp), size=(args.size, args.size), mode="bilinear", antialias=True).clamp(0, 1)
+    a, bp = load_pair(args.a, args.bp, args.size, args.size)
     vgg = load_vgg19(device=device)
     flagged: list[float] = []
 

@@ -42,18 +42,17 @@ def _sync(device: Any) -> None:
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """Run one size in this process and return its measurements."""
     import torch
-    import torch.nn.functional as F
 
     from analogy_core import load_vgg19, run_analogy
     from analogy_core.cli import config_from_args
-    from analogy_core.io import load_image, peak_memory_bytes, resolve_device
+    from analogy_core.io import peak_memory_bytes, resolve_device
+    from bench._pair import load_pair
 
     w, h = _parse_size(args.one)
     device = resolve_device(args.device)
     # lift the size limits so the network sees exactly the requested size
     cfg = config_from_args(args, min_side=min(16, w, h), max_side=max(w, h), max_area=w * h)
-    a = F.interpolate(load_image(args.a), size=(h, w), mode="bilinear", antialias=True).clamp(0, 1).to(device)
-    bp = F.interpolate(load_image(args.bp), size=(h, w), mode="bilinear", antialias=True).clamp(0, 1).to(device)
+    a, bp = (x.to(device) for x in load_pair(args.a, args.bp, h, w))
     vgg = load_vgg19(device=device)
     with torch.no_grad():
         vgg.extract(a)  # warm-up

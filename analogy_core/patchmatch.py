@@ -330,13 +330,14 @@ def _patchmatch_one(
             idx = idx[discarded.fresh(idx, cx[idx], cy[idx])]
         if idx.numel() == 0:
             return
-        s = scorer.score(sy[idx], sx[idx], cy[idx], cx[idx])
+        tx, ty = cx[idx], cy[idx]
+        s = scorer.score(sy[idx], sx[idx], ty, tx)
         better = s > best[idx]
         # a pixel discards the candidate, or the match that the candidate replaces
-        discarded.add(idx, torch.where(better, cur_x[idx], cx[idx]), torch.where(better, cur_y[idx], cy[idx]))
+        discarded.add(idx, torch.where(better, cur_x[idx], tx), torch.where(better, cur_y[idx], ty))
         upd = idx[better]
-        cur_x[upd] = cx[upd]
-        cur_y[upd] = cy[upd]
+        cur_x[upd] = tx[better]
+        cur_y[upd] = ty[better]
         best[upd] = s[better]
         moved[upd] = passes
 

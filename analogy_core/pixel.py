@@ -18,7 +18,9 @@ At the coarsest level pixels may first take over a neighbour's displacement wher
 correlates better (propagation); after every level's search a pixel may take the
 displacement its distinctive neighbours agree on where its own window cannot tell
 (along an edge, on a ramp: the aperture problem), and the last level ends with a
-Gauss-Newton step of the sub-pixel shift under a local gain and bias.
+Gauss-Newton step of the sub-pixel shift under a local gain and bias, after which a
+pixel in a region moved by whole pixels takes the whole-pixel position where it
+correlates as well (a copy is sharp, a bilinear sample blurs).
 
 Before each pass the field is smoothed among neighbours that agree with it (within
 ``smooth_tol`` px): that removes the rounding noise of an integer field without mixing
@@ -105,6 +107,18 @@ GRADIENT_STEPS = 1
 GRADIENT_REGULARISER = 1e-5
 """Added to the gradient terms of the Gauss-Newton system (luminance² per px²): no step
 along an axis without structure."""
+WHOLE_PIXEL_TOL: float | None = 0.003
+"""At the last level a pixel takes the whole-pixel position nearest its match where that
+correlates no more than this worse (in 1 − r²) than the sub-pixel one and its
+neighbourhood's displacement is itself whole (``WHOLE_PIXEL_REACH``): a whole-pixel match
+is copied exactly, a sub-pixel one is sampled bilinearly, which blurs (``None``: never)."""
+WHOLE_PIXEL_REACH = 0.1
+"""Farthest (px, along either axis) the mean displacement around a pixel
+(``WHOLE_PIXEL_WINDOW``) may lie from whole pixels for the pixel to be moved to them: a
+translated region is, a smoothly warped one mostly is not, and rounding there would move
+matches off their true sub-pixel positions."""
+WHOLE_PIXEL_WINDOW = 3
+"""Radius (px) of that neighbourhood."""
 
 
 def _window_sum(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
@@ -525,7 +539,11 @@ def correlated_fraction(
 
 
 def refine_work(
-    radii: Sequence[int] = REFINE_RADII, propagate: Sequence[int] = (), consensus: bool = False, gradient_steps: int = 0
+    radii: Sequence[int] = REFINE_RADII,
+    propagate: Sequence[int] = (),
+    consensus: bool = False,
+    gradient_steps: int = 0,
+    whole_pixel: bool = False,
 ) -> int:
     """Progress units of one ``refine_field`` call: one per scored offset, candidate or step.
 
@@ -535,7 +553,7 @@ def refine_work(
     """
     units = sum((2 * r + 1) ** 2 for r in radii)
     units += (1 + 4 * len(propagate)) if propagate else 0
-    return units + (3 if consensus else 0) + ((gradient_steps + 2) if gradient_steps else 0)
+    return units + (3 if consensus else 0) + ((gradient_steps + 2) if gradient_steps else 0) + (2 if whole_pixel else 0)
 
 
 def refine_field(
@@ -548,6 +566,7 @@ def refine_field(
     consensus_radius: int = 0,
     consensus_tol: float = CONSENSUS_TOL,
     gradient_steps: int = 0,
+    whole_pixel_tol: float | None = None,
     window: int = 5,
     smooth_radius: int = 5,
     smooth_tol: float = 1.5,
@@ -575,6 +594,11 @@ def refine_field(
         consensus_tol: how much worse (1 − r²) that displacement may correlate.
         gradient_steps: Gauss-Newton steps of the sub-pixel shift under a local gain
             and bias, at the end; kept where they improve the correlation (0: none).
+        whole_pixel_tol: at the very end, each pixel takes the nearest whole-pixel
+            position where its 1 − r² is at most this much above the match's and the
+            mean displacement around it lies within ``WHOLE_PIXEL_REACH`` of whole
+            pixels (``None``: never): sampled there, the target is copied instead of
+            interpolated.
         window: radius of the correlation window in px.
         smooth_radius: radius of the neighbour smoothing before each pass (0: none).
         smooth_tol: neighbours whose displacement differs by more than this (px) are not
@@ -611,7 +635,8 @@ def refine_field(
         raise ValueError(f"source has batch {source.shape[0]} but target has batch {target.shape[0]}")
     if window < 0 or smooth_radius < 0 or any(r < 0 for r in radii):
         raise ValueError(f"radii, window and smooth_radius must be >= 0, got {tuple(radii)}, {window}, {smooth_radius}")
-    tracker = ProgressTracker(progress, refine_work(radii, propagate, consensus_radius > 0, gradient_steps),
+    tracker = ProgressTracker(progress, refine_work(radii, propagate, consensus_radius > 0, gradient_steps,
+                                                    whole_pixel_tol is not None),
                               "pixel refinement")
     target_hw = (int(target.shape[-2]), int(target.shape[-1]))
     field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
@@ -640,6 +665,16 @@ def refine_field(
         tracker.advance(2)
         better = (after <= before).unsqueeze(-1)
         field = torch.where(better, stepped, field)
+    if whole_pixel_tol is not None:
+        if check_interrupt is not None:
+            check_interrupt()
+        whole = clamp_field(torch.round(field), target_hw)
+        disp = (field - pixel_grid(*field.shape[1:3], device=field.device)).permute(0, 3, 1, 2)
+        local = box_mean(disp, WHOLE_PIXEL_WINDOW)
+        near = (local - local.round()).abs().amax(dim=1) <= WHOLE_PIXEL_REACH
+        keep = near & (_ncc_cost(src, tgt_lum, whole, window) <= _ncc_cost(src, tgt_lum, field, window) + whole_pixel_tol)
+        field = torch.where(keep.unsqueeze(-1), whole, field)
+        tracker.advance(2)
     tracker.finish()
     return field, moved
 
@@ -745,10 +780,11 @@ def pyramid_work(field_hw: Size, final: Size) -> int:
     return sum(refine_work(*_level_plan(i, n)) for i in range(n))
 
 
-def _level_plan(i: int, n: int) -> tuple[tuple[int, ...], tuple[int, ...], bool, int]:
-    """(radii, propagation steps, consensus, gradient steps) of level ``i`` of ``n``."""
+def _level_plan(i: int, n: int) -> tuple[tuple[int, ...], tuple[int, ...], bool, int, bool]:
+    """(radii, propagation steps, consensus, gradient steps, whole-pixel preference) of level ``i`` of ``n``."""
     first = (REFINE_RADII, PROPAGATION_STEPS) if i == 0 else (UPPER_RADII, ())
-    return (*first, CONSENSUS_RADIUS > 0, GRADIENT_STEPS if i == n - 1 else 0)
+    last = i == n - 1
+    return (*first, CONSENSUS_RADIUS > 0, GRADIENT_STEPS if last else 0, last and WHOLE_PIXEL_TOL is not None)
 
 
 def _resized(image: torch.Tensor, size: Size) -> torch.Tensor:
@@ -772,7 +808,8 @@ def refine_pyramid(
     there (``PROPAGATION_STEPS``, then ``REFINE_RADII``), then at every doubling up to
     ``source``'s size (``UPPER_RADII``), on copies of the images resized to each level;
     every level ends with the neighbourhood consensus (``CONSENSUS_RADIUS``), the last
-    with ``GRADIENT_STEPS`` sub-pixel steps. The result is expressed at ``source``'s and
+    with ``GRADIENT_STEPS`` sub-pixel steps and the whole-pixel preference
+    (``WHOLE_PIXEL_TOL``). The result is expressed at ``source``'s and
     ``target``'s sizes.
 
     Args:
@@ -807,10 +844,11 @@ def refine_pyramid(
         field = resample_field(field, size, current_t, t_size)
         current_t = t_size
         plan = _level_plan(i, len(levels))
-        radii, steps, consensus, gradient_steps = plan
+        radii, steps, consensus, gradient_steps, whole_pixel = plan
         field, moved = refine_field(
             _resized(source, size), _resized(target, t_size), field, radii=radii, propagate=steps,
             consensus_radius=CONSENSUS_RADIUS if consensus else 0, gradient_steps=gradient_steps,
+            whole_pixel_tol=WHOLE_PIXEL_TOL if whole_pixel else None,
             check_interrupt=check_interrupt, progress=tracker.share(refine_work(*plan)),
         )
     tracker.finish()

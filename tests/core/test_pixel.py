@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analogy_core import pixel_grid, sample_bilinear
+from analogy_core import pixel, pixel_grid, sample_bilinear
 from analogy_core.pixel import (
     box_mean,
     pyramid_sizes,
@@ -138,7 +138,7 @@ def test_pyramid_levels_double_up_to_the_final_size():
     assert refine_levels((100, 150), (450, 600)) == [(50, 75), (100, 150), (200, 300), (450, 600)]
     assert refine_levels((40, 40), (40, 40)) == [(40, 40)]
     first = refine_work((2, 1), (8, 4, 2, 1), True)
-    assert pyramid_work((100, 150), (450, 600)) == first + 3 * refine_work((1, 1), (), True) + 3
+    assert pyramid_work((100, 150), (450, 600)) == first + 3 * refine_work((1, 1), (), True) + 3 + 2
 
 
 def test_pyramid_carries_a_half_size_field_to_full_size(device):
@@ -151,6 +151,29 @@ def test_pyramid_carries_a_half_size_field_to_full_size(device):
     assert field.shape == (1, 96, 96, 2)
     err = (field - grid - torch.tensor(shift, device=device))[0, 10:-10, 10:-10].norm(dim=-1)
     assert err.median() < 0.2
+
+
+def test_a_whole_pixel_shift_is_copied_exactly(device, monkeypatch):
+    """Where a region moved by whole pixels and the whole-pixel position correlates as well
+    as the sub-pixel match, the last level takes it: under an integer shift and a colour
+    change the targets are exact whole pixels, so the vote copies B' instead of
+    interpolating it (which blurs). A sub-pixel shift keeps its sub-pixel matches."""
+    start = pixel_grid(48, 48, device=device).unsqueeze(0) + torch.tensor([2.0, -1.0], device=device)  # ~1 px off
+    inner = (slice(None), slice(12, -12), slice(12, -12))
+
+    def errors(shift: tuple[float, float]) -> torch.Tensor:
+        a, bp, grid = _shifted_pair(device, shift, size=96, margin=12)
+        field, _ = refine_pyramid(a, bp, start, (48, 48))
+        return (field - grid - torch.tensor(shift, device=device))[inner]
+
+    whole = errors((3.0, -2.0))
+    assert float((whole.abs().amax(-1) == 0).float().mean()) > 0.9
+    part = errors((3.4, -1.7))
+    assert float(part.norm(dim=-1).median()) < 0.1
+    disp = part + torch.tensor((3.4, -1.7), device=device)
+    assert float(((disp - disp.round()).abs().amax(-1) == 0).float().mean()) < 0.01  # none rounded
+    monkeypatch.setattr(pixel, "WHOLE_PIXEL_TOL", None)
+    assert float((errors((3.0, -2.0)).abs().amax(-1) == 0).float().mean()) < 0.5  # a few hundredths off
 
 
 def test_resample_field_scales_targets(device):

@@ -615,7 +615,8 @@ def refine_field(
     Returns:
         ``(field, moved)``: (N, H, W, 2) float32 coordinates inside ``target``, and
         (N, H, W) bool, where the last search pass moved or adjusted the match (the
-        consensus and the Gauss-Newton steps after it are not counted).
+        consensus, the Gauss-Newton steps and the whole-pixel step after it are not
+        counted).
 
     Raises:
         ValueError: shapes disagree, or a radius or window is negative.

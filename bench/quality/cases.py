@@ -16,6 +16,11 @@ from .warps import REF_SIZE, Scene, Warp, extra_scenes, standard_warps
 
 Tensor = torch.Tensor
 
+EDGE_BAND = 12
+"""Width (px) of the band along the other image's edges that ``Case.edge_ab``/``edge_ba``
+mark: a covered pixel whose true match lies this close to the edge has neighbours whose
+content the other image does not show, which is where matching is hardest."""
+
 
 def inside(points: Tensor, height: int, width: int, border: float = 0.0) -> Tensor:
     """(…) bool: the (x, y) ``points`` lie at least ``border`` px inside an H×W grid."""
@@ -96,6 +101,8 @@ class Case:
         flow_ba: (H', W', 2) float64 true flow from B' into A.
         visible_ab, visible_ba: bool masks, the true match lies inside the other image
             (the covered region).
+        edge_ab, edge_ba: bool masks, covered pixels whose true match lies within
+            ``EDGE_BAND`` px of the other image's edge.
         scored_ab, scored_ba: bool masks, visible, textured and off the border.
     """
 
@@ -108,6 +115,8 @@ class Case:
     flow_ba: Tensor
     visible_ab: Tensor
     visible_ba: Tensor
+    edge_ab: Tensor
+    edge_ba: Tensor
     scored_ab: Tensor
     scored_ba: Tensor
 
@@ -153,6 +162,8 @@ def make_case(
         name=name, a=a, bp=appearance(b_true), ap_true=appearance(a), b_true=b_true,
         flow_ab=t_inv - p, flow_ba=t_q - q,
         visible_ab=inside(t_inv, hb, wb), visible_ba=inside(t_q, size, size),
+        edge_ab=inside(t_inv, hb, wb) & ~inside(t_inv, hb, wb, EDGE_BAND),
+        edge_ba=inside(t_q, size, size) & ~inside(t_q, size, size, EDGE_BAND),
         scored_ab=texture_mask(a) & inside(t_inv, hb, wb, border) & inside(p, size, size, border),
         scored_ba=texture_mask(appearance(b_true)) & inside(t_q, size, size, border) & inside(q, hb, wb, border),
     )

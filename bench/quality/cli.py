@@ -18,7 +18,7 @@ from analogy_core.image import contact_sheet
 from analogy_core.io import load_image, resolve_device, save_image
 from bench._photos import DEFAULT_CACHE, SKIMAGE_PHOTOS, PhotoError, skimage_photos
 
-from .cases import Case, build_cases, margin_for
+from .cases import EDGE_BAND, Case, build_cases, margin_for
 from .metrics import markdown_table, mean_row, moved_table, score
 from .warps import REF_SIZE
 
@@ -144,7 +144,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print("\nPSNR in dB over the covered region, the pixels whose true match is inside the other image, and "
           "(\"all\") over the whole image (higher is better); CT = Reinhard colour transfer in CIELAB; oracle = the "
           f"other image voted through the true flow rounded to whole pixels ({cfg.vote_patch}×{cfg.vote_patch} "
-          "patches). EPE in px, median / mean on textured covered pixels (lower is better).\n")
+          "patches). EPE in px, median / mean on textured covered pixels (lower is better). \"edge\": PSNR over "
+          f"the covered pixels whose true match lies within {EDGE_BAND} px of the other image's edge (– where there "
+          "are none).\n")
     print(markdown_table([c.name for c in cases], rows, seconds))
     print("Fraction of pixels whose match left its start, per search (relu5_1: the scaled identity; below: the "
           "upsampled field of the layer above; pixel: the relu1_1 field carried to the images' sizes, moved by "

@@ -59,6 +59,7 @@ METRICS: tuple[str, ...] = (
     "psnr_b", "psnr_b_all", "psnr_b_identity", "psnr_b_colour_transfer", "psnr_b_oracle",
     "epe_ab_median", "epe_ab_mean", "epe_ab_zero_median", "epe_ab_zero_mean",
     "epe_ba_median", "epe_ba_mean", "epe_ba_zero_median", "epe_ba_zero_mean",
+    "psnr_ap_edge", "psnr_b_edge",
 )
 
 
@@ -68,7 +69,9 @@ def score(
     """All metrics of one result against the case's ground truth and baselines.
 
     PSNR is taken over the covered region (pixels whose true match lies inside the other
-    image) and, in the ``_all`` columns, over the whole image. Baselines: the unchanged
+    image), in the ``_all`` columns over the whole image and in the ``_edge`` columns over
+    the covered pixels whose true match lies near the other image's edge (``Case.edge_ab``;
+    NaN where there are none). Baselines: the unchanged
     input, a global colour transfer, and the "oracle" (the other image voted through the
     true flow rounded to whole pixels, patch ``vote_patch``): what the paper's final vote
     reaches with a perfect integer field.
@@ -98,6 +101,8 @@ def score(
         "psnr_b_oracle": psnr(oracle_vote(case.a, case.flow_ba, vote_patch), case.b_true, case.visible_ba),
         "epe_ab_median": ab[0], "epe_ab_mean": ab[1], "epe_ab_zero_median": ab0[0], "epe_ab_zero_mean": ab0[1],
         "epe_ba_median": ba[0], "epe_ba_mean": ba[1], "epe_ba_zero_median": ba0[0], "epe_ba_zero_mean": ba0[1],
+        "psnr_ap_edge": psnr(ap, case.ap_true, case.edge_ab) if bool(case.edge_ab.any()) else math.nan,
+        "psnr_b_edge": psnr(b, case.b_true, case.edge_ba) if bool(case.edge_ba.any()) else math.nan,
     }
 
 
@@ -118,14 +123,15 @@ def markdown_table(names: Sequence[str], rows: Sequence[dict[str, float]], secon
     """
     head = (
         "| case | A′ PSNR | A′ all | A′=A | A′=CT | A′ oracle | B PSNR | B all | B=B′ | B=CT | B oracle "
-        "| EPE a→b | zero a→b | EPE b→a | zero b→a | s |\n"
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| EPE a→b | zero a→b | EPE b→a | zero b→a | A′ edge | B edge | s |\n"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
     )
 
     def line(name: str, r: dict[str, float], secs: float) -> str:
         p = [f"{r[k]:.2f}" for k in METRICS[:10]]
         e = [f"{r[METRICS[i]]:.2f} / {r[METRICS[i + 1]]:.2f}" for i in range(10, 18, 2)]
-        return f"| {name} | " + " | ".join(p + e) + f" | {secs:.0f} |\n"
+        edge = ["–" if math.isnan(r[k]) else f"{r[k]:.2f}" for k in METRICS[18:20]]
+        return f"| {name} | " + " | ".join(p + e + edge) + f" | {secs:.0f} |\n"
 
     body = "".join(line(n, r, s) for n, r, s in zip(names, rows, seconds))
     return head + body + line("**mean**", mean_row(rows), sum(seconds) / max(len(seconds), 1))

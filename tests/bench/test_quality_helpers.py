@@ -47,6 +47,9 @@ def test_shift_case_flows_land_on_the_right_pixels() -> None:
     assert torch.allclose(_pull(case.a, case.flow_ba)[0][:, vis], case.b_true[0][:, vis], atol=1e-6)
     # the visible region is exactly what the shift keeps
     assert int(case.visible_ab.sum()) == (size - 5) * (size - 3)
+    # the edge band: covered pixels whose match lies within 12 px of B''s edge (all but 24 x 24 targets)
+    assert int(case.edge_ab.sum()) == (size - 5) * (size - 3) - (size - 24) ** 2
+    assert not (case.edge_ab & ~case.visible_ab).any() and not (case.edge_ba & ~case.visible_ba).any()
 
 
 def test_perfect_answer_scores_better_than_baselines() -> None:
@@ -55,6 +58,10 @@ def test_perfect_answer_scores_better_than_baselines() -> None:
     case = make_case("t/shift+mix", big, size, ShiftWarp(4, 2), mix_gamma, border=2)
     r = score(case, case.ap_true, case.b_true, case.flow_ab.float(), case.flow_ba.float())
     assert math.isinf(r["psnr_ap"]) and math.isinf(r["psnr_b"])
+    assert math.isinf(r["psnr_ap_edge"]) and math.isinf(r["psnr_b_edge"])
+    worse = case.ap_true.clone()
+    worse[..., 20:28, 20:28] = 0.5  # a wrong square inside, away from the edge band
+    assert math.isinf(score(case, worse, case.b_true, case.flow_ab.float(), case.flow_ba.float())["psnr_ap_edge"])
     assert r["epe_ab_median"] == pytest.approx(0.0, abs=1e-6) and r["epe_ba_mean"] == pytest.approx(0.0, abs=1e-6)
     assert r["epe_ab_zero_mean"] == pytest.approx(math.hypot(4, 2))
     assert r["psnr_ap_identity"] < 30 and r["psnr_b_identity"] < 30
@@ -178,6 +185,9 @@ def test_end_point_error_and_table() -> None:
     row = dict.fromkeys(mean_row([]), 1.0)
     table = markdown_table(["x/shift+posterise"], [row], [2.0])
     assert table.count("\n") == 4 and "**mean**" in table and "| x/shift+posterise |" in table
+    row["psnr_b_edge"] = math.nan  # no pixel near the edge: a dash, and the mean skips it
+    table = markdown_table(["x/shift+posterise"], [row], [2.0])
+    assert "| 1.00 | – | 2 |" in table and math.isnan(mean_row([row])["psnr_b_edge"])
 
 
 def test_photos_extracted_from_a_wheel_without_network(tmp_path) -> None:

@@ -71,10 +71,9 @@ def score(
     PSNR is taken over the covered region (pixels whose true match lies inside the other
     image), in the ``_all`` columns over the whole image and in the ``_edge`` columns over
     the covered pixels whose true match lies near the other image's edge (``Case.edge_ab``;
-    NaN where there are none). Baselines: the unchanged
-    input, a global colour transfer, and the "oracle" (the other image voted through the
-    true flow rounded to whole pixels, patch ``vote_patch``): what the paper's final vote
-    reaches with a perfect integer field.
+    NaN where there are none). Baselines: the unchanged input, a global colour transfer,
+    and the "oracle" (the other image voted through the true flow rounded to whole pixels,
+    patch ``vote_patch``): what the paper's final vote reaches with a perfect integer field.
 
     Args:
         case: the case.

@@ -158,12 +158,13 @@ def make_case(
     b_true = sample_bilinear(big, t_q + offset)
     p = pixel_grid(size, size, dtype=torch.float64)
     t_inv = warp.inverse(p)
+    visible_ab, visible_ba = inside(t_inv, hb, wb), inside(t_q, size, size)
     return Case(
         name=name, a=a, bp=appearance(b_true), ap_true=appearance(a), b_true=b_true,
         flow_ab=t_inv - p, flow_ba=t_q - q,
-        visible_ab=inside(t_inv, hb, wb), visible_ba=inside(t_q, size, size),
-        edge_ab=inside(t_inv, hb, wb) & ~inside(t_inv, hb, wb, EDGE_BAND),
-        edge_ba=inside(t_q, size, size) & ~inside(t_q, size, size, EDGE_BAND),
+        visible_ab=visible_ab, visible_ba=visible_ba,
+        edge_ab=visible_ab & ~inside(t_inv, hb, wb, EDGE_BAND),
+        edge_ba=visible_ba & ~inside(t_q, size, size, EDGE_BAND),
         scored_ab=texture_mask(a) & inside(t_inv, hb, wb, border) & inside(p, size, size, border),
         scored_ba=texture_mask(appearance(b_true)) & inside(t_q, size, size, border) & inside(q, hb, wb, border),
     )

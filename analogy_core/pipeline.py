@@ -35,7 +35,7 @@ from .masks import (
 )
 from .nnf import _resample_coords, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import patchmatch
-from .pixel import MIN_CORRELATED, REFINE_RADII, correlated_fraction, refine_pyramid, refine_work, resample_field
+from .pixel import MIN_MATCHED, REFINE_RADII, matched_fraction, refine_pyramid, refine_work, resample_field
 from .progress import InterruptFn, ProgressFn, ProgressTracker
 from .refine import wls_refine
 from .vgg import VGG19, layer_above, layer_below
@@ -490,8 +490,8 @@ def refine_pixels(
     (``analogy_core.pixel.refine_pyramid``): from the network's grid up to A's and B''s
     own sizes, with a windowed luminance correlation that no appearance change can lock.
     ``reconstruct`` then votes through the refined fields. A pair (direction and batch
-    item) whose images do not correlate near the field (``pixel.correlated_fraction`` below
-    ``pixel.MIN_CORRELATED``: different scenes, a photo and a painting) keeps its plain
+    item) whose images confirm too few matches of the deep fields (``pixel.matched_fraction``
+    below ``pixel.MIN_MATCHED``: different scenes, a photo and a painting) keeps its plain
     field; when no direction of any item is refined the state is returned unchanged
     but for ``moved["pixel"]`` = (0, 0), so the vote is exactly the plain one.
 
@@ -511,17 +511,24 @@ def refine_pixels(
     per_direction = refine_work(REFINE_RADII)
     tracker = ProgressTracker(progress, 2 * per_direction, "pixel refinement")
     fields, moved, gated = {}, {}, {}
+    # each field as continuous coordinates on its own grid
+    starts = {
+        side: _resample_coords(
+            _require(nnf, layer, f"φ at {layer}", "the NNF search"), state.size(side, layer),
+            state.size(other, layer), state.size(other, layer),
+        ).float()
+        for side, other, nnf in (("a", "b", state.nnf_ab), ("b", "a", state.nnf_ba))
+    }
     for side, source, target in (("a", state.a, state.bp), ("b", state.bp, state.a)):
         other = "b" if side == "a" else "a"
-        nnf = _require(state.nnf_ab if side == "a" else state.nnf_ba, layer, f"φ at {layer}", "the NNF search")
-        # the field as continuous coordinates on its own grid
-        start = _resample_coords(nnf, state.size(side, layer), state.size(other, layer), state.size(other, layer)).float()
+        nnf = (state.nnf_ab if side == "a" else state.nnf_ba)[layer]
+        start = starts[side]
         constraint = _final_constraint(state, side)
         # the pair gate: only views of one scene are refined (see analogy_core.pixel)
-        keep = correlated_fraction(source, target, start, state.size(other, layer), check_interrupt=check_interrupt)
-        gated[side] = keep >= MIN_CORRELATED
-        logger.info("pixel refinement %s: correlated fraction %s (refined where >= %.2f)", "A→B'" if side == "a"
-                    else "B'→A", ", ".join(f"{float(f):.3f}" for f in keep), MIN_CORRELATED)
+        keep = matched_fraction(source, target, start, starts[other], check_interrupt=check_interrupt)
+        gated[side] = keep >= MIN_MATCHED
+        logger.info("pixel refinement %s: matched fraction %s (refined where >= %.2f)", "A→B'" if side == "a"
+                    else "B'→A", ", ".join(f"{float(f):.3f}" for f in keep), MIN_MATCHED)
         # the field the plain vote uses: carried to the images' sizes, whole pixels
         plain = upsample_nnf(nnf, state.size(side, "original"), state.size(other, layer),
                              state.size(other, "original")).float()

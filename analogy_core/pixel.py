@@ -28,13 +28,16 @@ separate pieces of a collage. A pixel keeps its old match unless the source is t
 there, the new match correlates well (1 − r² ≤ ``max_cost``) and, for a move to another
 integer offset, it beats the old match by ``margin``.
 
-Pairs of different scenes (a photo and a painting, two photos of different places), whose
-windows hardly correlate anywhere, are left exactly as the deep search made them: the
-refinement runs only for a pair in which at least ``MIN_CORRELATED`` of the textured source
-pixels find a well-correlating match (1 − r² ≤ ``CORRELATED_COST``) within 1 px of the
-deep field (``correlated_fraction``). Views of one scene under an appearance change
-score 0.5–0.98 there, the authors' example pairs 0.002–0.28: there, luminance edges line
-up in ways that do not mean the same content, and moving to them made faces worse.
+Pairs of different scenes (a photo and a painting, two photos of different places) are left
+exactly as the deep search made them: the refinement runs only for a pair in which at least
+``MIN_MATCHED`` of the textured source pixels have a match the two images confirm
+(``matched_fraction``): the deep fields lead there and back (within ``GATE_CYCLE_TOL`` px),
+and the luminance windows correlate there (1 − r² ≤ ``GATE_COST`` within 1 px) distinctly
+(every offset ``GATE_RING`` px away correlates worse by ``GATE_DISTINCT``). Views of one
+scene under an appearance change score 0.17–0.76 there (posterised ones too, whose windows
+correlate only moderately but sharply), the authors' example pairs 0.01–0.10: there,
+luminance edges line up in ways that do not mean the same content, and moving to them made
+faces worse.
 
 Fields here are continuous: (N, H, W, 2) float32 absolute (x, y) coordinates in the
 target image's pixels (pixel centres at integers), always inside the target.
@@ -72,13 +75,20 @@ _VAR_EPS = 1e-4
 _FAR = 1e6
 """Padding displacement (px) of ``smooth_field``: no neighbour outside the grid agrees."""
 
-CORRELATED_COST = 0.2
-"""Largest 1 − r² (r ≥ 0.89) that counts as a well-correlating match for the pair gate."""
-MIN_CORRELATED = 0.3
-"""Least fraction of textured source pixels with a well-correlating match near the deep
-field for a pair to be refined at all (``correlated_fraction``)."""
+GATE_COST = 0.5
+"""Largest 1 − r² (r ≥ 0.71) of a match the pair gate counts (``matched_fraction``)."""
+GATE_DISTINCT = 0.15
+"""How much better (in 1 − r²) a match the pair gate counts must correlate than every
+offset ``GATE_RING`` px away: the window's pattern is found there and nowhere near."""
+GATE_RING = 4
+"""Distance (px, on the field's grid) of the pair gate's ring of rival offsets."""
+GATE_CYCLE_TOL = 1.5
+"""Farthest (px) the other direction's field may lead back from a match the gate counts."""
 GATE_RADIUS = 1
 """Search radius (px) of the pair gate, on the field's own grid."""
+MIN_MATCHED = 0.14
+"""Least fraction of textured source pixels with a confirmed match (``matched_fraction``)
+for a pair to be refined at all."""
 
 REFINE_RADII: tuple[int, ...] = (2, 1)
 """Search radius (px) of each pass at the first (coarsest) level of ``refine_pyramid``."""
@@ -487,32 +497,64 @@ def _refine_pass(
     return clamp_field(moved, target_hw), ok
 
 
-def correlated_fraction(
+def _ring_offsets(distance: int) -> list[tuple[int, int]]:
+    """The gate's rival offsets: ``distance`` px along each axis, and along both axes on the diagonals."""
+    d = max(1, round(distance / math.sqrt(2)))
+    return [(distance, 0), (-distance, 0), (0, distance), (0, -distance), (d, d), (d, -d), (-d, d), (-d, -d)]
+
+
+def gate_work() -> int:
+    """Scored offsets of one ``matched_fraction`` call (its progress and interrupt units).
+
+    Example:
+        >>> gate_work()
+        17
+    """
+    return (2 * GATE_RADIUS + 1) ** 2 + len(_ring_offsets(GATE_RING))
+
+
+def _leads_back(field: torch.Tensor, inverse: torch.Tensor, tol: float) -> torch.Tensor:
+    """(N, H, W) bool: the inverse field, read at each match's nearest pixel, returns within ``tol`` px."""
+    n, h, w, _ = field.shape
+    ht, wt = int(inverse.shape[1]), int(inverse.shape[2])
+    x = field[..., 0].round().long().clamp_(0, wt - 1)
+    y = field[..., 1].round().long().clamp_(0, ht - 1)
+    back = inverse.reshape(n, ht * wt, 2).gather(1, (y * wt + x).reshape(n, h * w, 1).expand(-1, -1, 2))
+    distance = (back.view(n, h, w, 2) - pixel_grid(h, w, device=field.device, dtype=field.dtype)).norm(dim=-1)
+    return torch.le(distance, tol)
+
+
+def matched_fraction(
     source: torch.Tensor,
     target: torch.Tensor,
     field: torch.Tensor,
-    target_hw: Size,
+    inverse: torch.Tensor,
     *,
-    radius: int = GATE_RADIUS,
     window: int = 5,
     min_texture: float = 1e-4,
-    good: float = CORRELATED_COST,
     check_interrupt: InterruptFn | None = None,
 ) -> torch.Tensor:
-    """How much of the source finds its luminance pattern in the target near the field.
+    """How much of the source has a match that both images confirm: the pair gate of ``refine_pixels``.
 
-    On copies of the images resized to the field's grid: the fraction of textured source
-    pixels (windowed luminance variance above ``min_texture``) whose best 1 − r² within
-    ``radius`` px of the field is at most ``good``. The pair gate of ``refine_pixels``.
+    On copies of the images resized to the fields' grids, the fraction of textured source
+    pixels (windowed luminance variance above ``min_texture``) whose match
+    - leads back: ``inverse`` read at the match's nearest pixel returns within
+      ``GATE_CYCLE_TOL`` px of the pixel (the two directions of the deep search agree);
+    - correlates: the best 1 − r² within ``GATE_RADIUS`` px of the field is at most ``GATE_COST``;
+    - distinctly: every offset on a ring ``GATE_RING`` px from the field correlates worse by
+      at least ``GATE_DISTINCT``.
+    Two views of one scene confirm most matches, however their colours differ (a posterised
+    view correlates only moderately, but sharply); a photo and a painting confirm few,
+    since their luminance patterns agree only here and there, and no better than nearby.
 
     Args:
-        source: (N, 3, H, W) RGB 0..1 (any size; resized to the field's grid).
-        target: (N, 3, Ht, Wt) RGB 0..1 (resized to ``target_hw``).
-        field: (N, h, w, 2) continuous coordinates into a ``target_hw`` grid.
-        target_hw: (H, W) of the grid ``field`` points into.
-        radius, window, min_texture: as in ``refine_field``.
-        good: largest 1 − r² that counts.
-        check_interrupt: called before every scored offset.
+        source: (N, 3, H, W) RGB 0..1 (any size; resized to ``field``'s grid).
+        target: (N, 3, Ht, Wt) RGB 0..1 (resized to ``inverse``'s grid).
+        field: (N, h, w, 2) continuous coordinates into ``inverse``'s grid.
+        inverse: (N, ht, wt, 2) continuous coordinates into ``field``'s grid: the other
+            direction's field.
+        window, min_texture: as in ``refine_field``.
+        check_interrupt: called before every scored offset (``gate_work()`` of them).
 
     Returns:
         (N,) float fractions in 0..1 (0 for an item without texture).
@@ -521,21 +563,30 @@ def correlated_fraction(
         >>> g = torch.Generator().manual_seed(0)
         >>> img = F.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=(48, 48), mode="bicubic").clamp(0, 1)
         >>> ident = pixel_grid(48, 48).unsqueeze(0)
-        >>> float(correlated_fraction(img, 1 - img, ident, (48, 48))) > 0.9  # the same picture, inverted
+        >>> float(matched_fraction(img, 1 - img, ident, ident)) > 0.9  # the same picture, inverted
         True
-        >>> float(correlated_fraction(img, img.flip(-1), ident, (48, 48))) < 0.3  # another picture
+        >>> float(matched_fraction(img, img.flip(-1), ident, ident)) < MIN_MATCHED  # another picture
         True
     """
     check_shape(field, "N H W 2", "field")
+    check_shape(inverse, "N H W 2", "inverse")
     size = (int(field.shape[1]), int(field.shape[2]))
+    target_hw = (int(inverse.shape[1]), int(inverse.shape[2]))
     src = _window_stats(luminance(_resized(source.float(), size)), window)
     tgt_lum = luminance(_resized(target.float(), target_hw))
-    tracker = ProgressTracker(None, (2 * radius + 1) ** 2)
     field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
-    costs = _ncc_costs(src, tgt_lum, field, radius, window, check_interrupt, tracker)
+    tracker = ProgressTracker(None, gate_work())
+    near = _ncc_costs(src, tgt_lum, field, GATE_RADIUS, window, check_interrupt, tracker).min(dim=0).values
+    rival = torch.full_like(near, math.inf)
+    for dx, dy in _ring_offsets(GATE_RING):
+        if check_interrupt is not None:
+            check_interrupt()
+        offset = torch.tensor((dx, dy), device=field.device, dtype=field.dtype)
+        rival = torch.minimum(rival, _ncc_cost(src, tgt_lum, field + offset, window))
     textured = src.var[:, 0] > min_texture
-    good_here = (costs.min(dim=0).values <= good) & textured
-    return good_here.sum(dim=(1, 2)).float() / textured.sum(dim=(1, 2)).clamp_min(1).float()
+    back = _leads_back(field, inverse.to(device=field.device, dtype=torch.float32), GATE_CYCLE_TOL)
+    matched = textured & back & (near <= GATE_COST) & (rival - near >= GATE_DISTINCT)
+    return matched.sum(dim=(1, 2)).float() / textured.sum(dim=(1, 2)).clamp_min(1).float()
 
 
 def refine_work(

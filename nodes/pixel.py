@@ -19,8 +19,9 @@ class PixelRefinement(io.ComfyNode):
             description=(
                 "Refines the fields A→B' and B'→A after relu1_1 to sub-pixel precision at the images' own sizes, by "
                 "correlating local luminance windows, which no colour change can fool (our addition after §4.4 NNF "
-                "upsampling, whose ×2 steps leave the paper's fields 1–2 px off). Pairs whose windows do not "
-                "correlate, such as photo and painting, keep the deep fields. Next: Patch-Vote Reconstruction."
+                "upsampling, whose ×2 steps leave the paper's fields 1–2 px off). Pairs of different scenes, such as "
+                "photo and painting, whose windows confirm few of the deep matches, keep the deep fields. "
+                "Next: Patch-Vote Reconstruction."
             ),
             inputs=[STATE.Input("state", tooltip="From NNF Search at relu1_1.")],
             outputs=[

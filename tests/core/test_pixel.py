@@ -9,7 +9,10 @@ import torch.nn.functional as F
 
 from analogy_core import pixel, pixel_grid, sample_bilinear
 from analogy_core.pixel import (
+    MIN_MATCHED,
     box_mean,
+    gate_work,
+    matched_fraction,
     pyramid_sizes,
     pyramid_work,
     refine_field,
@@ -86,6 +89,27 @@ def test_unrelated_pairs_and_flat_sources_are_left_alone(device):
     flat = torch.full_like(a, 0.5)
     field, moved = refine_field(flat, bp, start, smooth_radius=0)
     assert torch.equal(field, start) and not moved.any()
+
+
+def test_pair_gate_confirms_the_matches_of_one_scene_and_no_others(device):
+    """The pair gate counts a match where the other field leads back and the windows
+    correlate there distinctly: true fields between a view and its posterised, colour-mixed
+    copy are confirmed; the same fields with the way back broken, and another picture,
+    are not."""
+    shift = (3.0, 2.0)
+    a, bp, grid = _shifted_pair(device, shift)
+    posterised = (bp * 3).floor().clamp(max=2) / 2
+    field = grid + torch.tensor(shift, device=device)  # A(p) shows at p + shift in B'
+    inverse = grid - torch.tensor(shift, device=device)
+    assert float(matched_fraction(a, posterised, field, inverse)) > 0.8
+    # the way back 6 px off: no match leads back, none counts
+    assert float(matched_fraction(a, posterised, field, inverse.roll(6, dims=2))) == 0.0
+    # another picture, even with fields that lead back
+    other = _smooth_image(64, 64, device, seed=5)
+    assert float(matched_fraction(a, other, grid, grid)) < MIN_MATCHED / 2
+    checks = []
+    matched_fraction(a, posterised, field, inverse, check_interrupt=lambda: checks.append(1))
+    assert len(checks) == gate_work()
 
 
 def test_smoothing_keeps_pieces_of_a_collage_apart(device):

@@ -35,7 +35,7 @@ exactly as the deep search made them: the refinement runs only for a pair in whi
 and the luminance windows correlate there (1 − r² ≤ ``GATE_COST`` within 1 px) distinctly
 (every offset ``GATE_RING`` px away correlates worse by ``GATE_DISTINCT``). Views of one
 scene under an appearance change score 0.17–0.76 there (posterised ones too, whose windows
-correlate only moderately but sharply), the authors' example pairs 0.01–0.10: there,
+correlate only moderately but sharply), the authors' example pairs 0.002–0.09: there,
 luminance edges line up in ways that do not mean the same content, and moving to them made
 faces worse.
 

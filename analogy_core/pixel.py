@@ -575,8 +575,8 @@ def matched_fraction(
     src = _window_stats(luminance(_resized(source.float(), size)), window)
     tgt_lum = luminance(_resized(target.float(), target_hw))
     field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
-    tracker = ProgressTracker(None, gate_work())
-    near = _ncc_costs(src, tgt_lum, field, GATE_RADIUS, window, check_interrupt, tracker).min(dim=0).values
+    scored = ProgressTracker(None, (2 * GATE_RADIUS + 1) ** 2)  # no progress reports: only the checks count
+    near = _ncc_costs(src, tgt_lum, field, GATE_RADIUS, window, check_interrupt, scored).min(dim=0).values
     rival = torch.full_like(near, math.inf)
     for dx, dy in _ring_offsets(GATE_RING):
         if check_interrupt is not None:

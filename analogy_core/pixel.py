@@ -245,24 +245,28 @@ def _ncc_cost(
     return (1.0 - cov * cov / ((src_var + _VAR_EPS) * (t_var + _VAR_EPS)))[:, 0]
 
 
+def _square_offsets(radius: int) -> list[tuple[int, int]]:
+    """Every integer (dx, dy) with |dx|, |dy| ≤ ``radius``, row by row."""
+    return [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+
+
 def _ncc_costs(
     src: _WindowStats,
     tgt_lum: torch.Tensor,
     field: torch.Tensor,
-    radius: int,
+    offsets: Sequence[tuple[int, int]],
     window: int,
     check_interrupt: InterruptFn | None,
     advance: ProgressTracker,
 ) -> torch.Tensor:
-    """1 − r² of the windowed luminance correlation for every offset, (K, N, H, W)."""
+    """1 − r² of the windowed luminance correlation at each (dx, dy) offset from the field, (K, N, H, W)."""
     costs = []
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if check_interrupt is not None:
-                check_interrupt()
-            offset = torch.tensor((dx, dy), device=field.device, dtype=field.dtype)
-            costs.append(_ncc_cost(src, tgt_lum, field + offset, window))
-            advance.advance(1)
+    for dx, dy in offsets:
+        if check_interrupt is not None:
+            check_interrupt()
+        offset = torch.tensor((dx, dy), device=field.device, dtype=field.dtype)
+        costs.append(_ncc_cost(src, tgt_lum, field + offset, window))
+        advance.advance(1)
     return torch.stack(costs)
 
 
@@ -471,7 +475,7 @@ def _refine_pass(
     check_interrupt: InterruptFn | None,
     tracker: ProgressTracker,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    costs = _ncc_costs(src, tgt_lum, field, radius, window, check_interrupt, tracker)
+    costs = _ncc_costs(src, tgt_lum, field, _square_offsets(radius), window, check_interrupt, tracker)
     k = 2 * radius + 1
     best, idx = costs.min(dim=0)
     iy, ix = idx // k, idx % k
@@ -510,7 +514,7 @@ def gate_work() -> int:
         >>> gate_work()
         17
     """
-    return (2 * GATE_RADIUS + 1) ** 2 + len(_ring_offsets(GATE_RING))
+    return len(_square_offsets(GATE_RADIUS)) + len(_ring_offsets(GATE_RING))
 
 
 def _leads_back(field: torch.Tensor, inverse: torch.Tensor, tol: float) -> torch.Tensor:
@@ -575,14 +579,10 @@ def matched_fraction(
     src = _window_stats(luminance(_resized(source.float(), size)), window)
     tgt_lum = luminance(_resized(target.float(), target_hw))
     field = clamp_field(field.to(device=source.device, dtype=torch.float32), target_hw)
-    scored = ProgressTracker(None, (2 * GATE_RADIUS + 1) ** 2)  # no progress reports: only the checks count
-    near = _ncc_costs(src, tgt_lum, field, GATE_RADIUS, window, check_interrupt, scored).min(dim=0).values
-    rival = torch.full_like(near, math.inf)
-    for dx, dy in _ring_offsets(GATE_RING):
-        if check_interrupt is not None:
-            check_interrupt()
-        offset = torch.tensor((dx, dy), device=field.device, dtype=field.dtype)
-        rival = torch.minimum(rival, _ncc_cost(src, tgt_lum, field + offset, window))
+    scored = ProgressTracker(None, gate_work())  # no progress reports: only the checks count
+    near = _ncc_costs(src, tgt_lum, field, _square_offsets(GATE_RADIUS), window, check_interrupt, scored)
+    rival = _ncc_costs(src, tgt_lum, field, _ring_offsets(GATE_RING), window, check_interrupt, scored)
+    near, rival = near.min(dim=0).values, rival.min(dim=0).values
     textured = src.var[:, 0] > min_texture
     back = _leads_back(field, inverse.to(device=field.device, dtype=torch.float32), GATE_CYCLE_TOL)
     matched = textured & back & (near <= GATE_COST) & (rival - near >= GATE_DISTINCT)

@@ -511,18 +511,14 @@ def refine_pixels(
     per_direction = refine_work(REFINE_RADII)
     tracker = ProgressTracker(progress, 2 * per_direction, "pixel refinement")
     fields, moved, gated = {}, {}, {}
+    nnfs = {side: _require(nnf, layer, f"φ at {layer}", "the NNF search")
+            for side, nnf in (("a", state.nnf_ab), ("b", state.nnf_ba))}
     # each field as continuous coordinates on its own grid
-    starts = {
-        side: _resample_coords(
-            _require(nnf, layer, f"φ at {layer}", "the NNF search"), state.size(side, layer),
-            state.size(other, layer), state.size(other, layer),
-        ).float()
-        for side, other, nnf in (("a", "b", state.nnf_ab), ("b", "a", state.nnf_ba))
-    }
+    starts = {side: _resample_coords(nnfs[side], state.size(side, layer), state.size(other, layer),
+                                     state.size(other, layer)).float() for side, other in (("a", "b"), ("b", "a"))}
     for side, source, target in (("a", state.a, state.bp), ("b", state.bp, state.a)):
         other = "b" if side == "a" else "a"
-        nnf = (state.nnf_ab if side == "a" else state.nnf_ba)[layer]
-        start = starts[side]
+        nnf, start = nnfs[side], starts[side]
         constraint = _final_constraint(state, side)
         # the pair gate: only views of one scene are refined (see analogy_core.pixel)
         keep = matched_fraction(source, target, start, starts[other], check_interrupt=check_interrupt)

@@ -129,6 +129,22 @@ translated region is, a smoothly warped one mostly is not, and rounding there wo
 matches off their true sub-pixel positions."""
 WHOLE_PIXEL_WINDOW = 3
 """Radius (px) of that neighbourhood."""
+REGION_RADIUS = 12
+"""Radius (px) of the neighbourhood in which ``_whole_pixel_regions`` counts the pixels
+matched exactly at each whole-pixel displacement."""
+REGION_SUPPORT = 0.15
+"""Least share of that neighbourhood matched exactly at one whole-pixel displacement for a
+pixel within ``REGION_REACH`` of it to take it."""
+REGION_REACH = 1.5
+"""Farthest (px, along either axis) a pixel's match may lie from its region's whole-pixel
+displacement and still take it."""
+DOMINANT_SHARE = 0.1
+"""Least share of all source pixels matched exactly at one whole-pixel displacement for
+that displacement to be offered to every pixel (``_whole_pixel_regions``)."""
+DOMINANT_MODES = 3
+"""Most such dominant displacements tried per pair."""
+_REGION_CANDIDATES = 16
+"""Whole-pixel displacements (the most frequent) whose local share is counted."""
 
 
 def _window_sum(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
@@ -599,12 +615,18 @@ def refine_work(
     """Progress units of one ``refine_field`` call: one per scored offset, candidate or step.
 
     Example:
-        >>> refine_work((2, 1)), refine_work((2, 1), (8, 4, 2, 1), True, 2)
-        (34, 58)
+        >>> refine_work((2, 1)), refine_work((2, 1), (8, 4, 2, 1), True, 2), refine_work((1,), whole_pixel=True)
+        (34, 58, 15)
     """
     units = sum((2 * r + 1) ** 2 for r in radii)
     units += (1 + 4 * len(propagate)) if propagate else 0
-    return units + (3 if consensus else 0) + ((gradient_steps + 2) if gradient_steps else 0) + (2 if whole_pixel else 0)
+    units += (3 if consensus else 0) + ((gradient_steps + 2) if gradient_steps else 0)
+    return units + ((2 + _region_work()) if whole_pixel else 0)
+
+
+def _region_work() -> int:
+    """Scored candidates of one ``_whole_pixel_regions`` call: the current matches and each dominant displacement."""
+    return 1 + DOMINANT_MODES
 
 
 def refine_field(
@@ -727,8 +749,79 @@ def refine_field(
         keep = near & (_ncc_cost(src, tgt_lum, whole, window) <= _ncc_cost(src, tgt_lum, field, window) + whole_pixel_tol)
         field = torch.where(keep.unsqueeze(-1), whole, field)
         tracker.advance(2)
+        field = _whole_pixel_regions(src, tgt_lum, field, window, accept, check_interrupt, tracker)
     tracker.finish()
     return field, moved
+
+
+def _whole_pixel_regions(
+    src: _WindowStats,
+    tgt_lum: torch.Tensor,
+    field: torch.Tensor,
+    window: int,
+    accept: _Accept,
+    check_interrupt: InterruptFn | None,
+    tracker: ProgressTracker,
+) -> torch.Tensor:
+    """Give the whole-pixel displacement of a region to its pixels that missed it.
+
+    After the whole-pixel step most pixels of a region moved by whole pixels match
+    exactly there; the rest stray a few tenths (a window beside an occlusion, a gamma
+    curve that tilts the correlation) or, where the deep search failed, several pixels.
+    Two candidates, counted on the pixels matched exactly (targets within 0.01 px of
+    whole pixels):
+
+    - dominant: each of the ``DOMINANT_MODES`` displacements that at least
+      ``DOMINANT_SHARE`` of all pixels hold exactly, taken by a textured pixel wherever it
+      correlates better than the pixel's match by ``accept.margin`` (and at most
+      ``accept.max_cost``), however far that match was;
+    - regional: the displacement held exactly by the largest share of the pixels within
+      ``REGION_RADIUS``, taken where that share is at least ``REGION_SUPPORT`` and the
+      pixel's match lies within ``REGION_REACH`` of it.
+
+    A smoothly warped view has few exact matches (its whole-pixel positions are
+    scattered lines), so it keeps its sub-pixel field; a region that moved by whole
+    pixels is copied whole.
+    """
+    n, h, w, _ = field.shape
+    target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
+    base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
+    if check_interrupt is not None:
+        check_interrupt()
+    now = _ncc_cost(src, tgt_lum, field, window)
+    tracker.advance(1)
+    textured = src.var[:, 0] > accept.min_texture
+    out = []
+    for i in range(n):
+        disp = field[i] - base
+        whole = disp.round()
+        exact = (disp - whole).abs().amax(dim=-1) <= 0.01
+        values, counts = torch.unique(whole[exact], dim=0, return_counts=True)
+        order = counts.argsort(descending=True)
+        moved, taken = field[i], torch.zeros_like(exact)
+        for k in order[:DOMINANT_MODES].tolist():
+            if check_interrupt is not None:
+                check_interrupt()
+            if int(counts[k]) < DOMINANT_SHARE * h * w:
+                break
+            candidate = clamp_field(base + values[k], target_hw)
+            cost = _ncc_cost(_WindowStats(*(t[i : i + 1] for t in src)), tgt_lum[i : i + 1], candidate[None], window)[0]
+            better = textured[i] & ~taken & (cost <= accept.max_cost) & (cost < now[i] - accept.margin)
+            moved = torch.where(better.unsqueeze(-1), candidate, moved)
+            taken |= better
+        share = torch.zeros(h, w, device=field.device, dtype=field.dtype)
+        region = torch.zeros_like(disp)
+        for k in order[:_REGION_CANDIDATES].tolist():
+            held = (exact & (whole == values[k]).all(dim=-1)).to(field.dtype)
+            s = F.avg_pool2d(held[None, None], 2 * REGION_RADIUS + 1, stride=1, padding=REGION_RADIUS,
+                             count_include_pad=False)[0, 0]
+            more = s > share
+            share = torch.where(more, s, share)
+            region = torch.where(more.unsqueeze(-1), values[k].expand_as(region), region)
+        near = ~taken & (share >= REGION_SUPPORT) & ((disp - region).abs().amax(dim=-1) <= REGION_REACH)
+        out.append(torch.where(near.unsqueeze(-1), clamp_field(base + region, target_hw), moved))
+    tracker.advance(DOMINANT_MODES)
+    return torch.stack(out)
 
 
 def resample_field(

@@ -162,7 +162,7 @@ def test_pyramid_levels_double_up_to_the_final_size():
     assert refine_levels((100, 150), (450, 600)) == [(50, 75), (100, 150), (200, 300), (450, 600)]
     assert refine_levels((40, 40), (40, 40)) == [(40, 40)]
     first = refine_work((2, 1), (8, 4, 2, 1), True)
-    assert pyramid_work((100, 150), (450, 600)) == first + 3 * refine_work((1, 1), (), True) + 3 + 2
+    assert pyramid_work((100, 150), (450, 600)) == first + 3 * refine_work((1, 1), (), True) + 3 + refine_work((), whole_pixel=True)
 
 
 def test_pyramid_carries_a_half_size_field_to_full_size(device):
@@ -198,6 +198,43 @@ def test_a_whole_pixel_shift_is_copied_exactly(device, monkeypatch):
     assert float(((disp - disp.round()).abs().amax(-1) == 0).float().mean()) < 0.01  # none rounded
     monkeypatch.setattr(pixel, "WHOLE_PIXEL_TOL", None)
     assert float((errors((3.0, -2.0)).abs().amax(-1) == 0).float().mean()) < 0.5  # a few hundredths off
+
+
+def test_a_region_moved_by_whole_pixels_is_copied_whole_where_its_matches_strayed(device, monkeypatch):
+    """Under a whole-pixel shift, pixels whose matches strayed (a block 6 px off, beyond
+    any search radius; a band half a pixel off) take the region's whole-pixel
+    displacement at the last step: the block from the pair's dominant displacement, the
+    band from its neighbourhood. Without that step they stay off. A sub-pixel shift has
+    no exact matches to spread and keeps its sub-pixel field."""
+    shift = (3.0, -2.0)
+    a, bp, grid = _shifted_pair(device, shift, size=96, margin=12)
+    field = grid + torch.tensor(shift, device=device)
+    field[:, 30:50, 30:50] += torch.tensor([6.0, 0.0], device=device)  # the deep search failed here
+    field[:, 60:64, 20:80] += torch.tensor([0.5, 0.5], device=device)
+
+    def exact(f: torch.Tensor, rows: slice, cols: slice) -> float:
+        err = (f - grid - torch.tensor(shift, device=device))[0, rows, cols]
+        return float((err.abs().amax(-1) == 0).float().mean())
+
+    def refined() -> torch.Tensor:
+        return refine_field(a, bp, field, radii=(1,), smooth_radius=0, whole_pixel_tol=0.003)[0]
+
+    out = refined()
+    assert exact(out, slice(30, 50), slice(30, 50)) > 0.95
+    assert exact(out, slice(60, 64), slice(20, 80)) > 0.95
+    assert exact(out, slice(12, -12), slice(12, -12)) > 0.95
+    monkeypatch.setattr(pixel, "DOMINANT_MODES", 0)
+    assert exact(refined(), slice(30, 50), slice(30, 50)) < 0.05  # the block stays off
+    monkeypatch.setattr(pixel, "REGION_SUPPORT", 2.0)
+    assert exact(refined(), slice(60, 64), slice(20, 80)) < 0.5
+    monkeypatch.undo()
+    part = (3.4, -1.7)
+    a, bp, grid = _shifted_pair(device, part, size=96, margin=12)
+    start = grid + torch.tensor(part, device=device).round()
+    disp = refine_field(a, bp, start, radii=(1, 1), whole_pixel_tol=0.003)[0] - grid
+    inner = disp[0, 12:-12, 12:-12]
+    assert float((inner - torch.tensor(part, device=device)).norm(dim=-1).median()) < 0.1
+    assert float(((inner - inner.round()).abs().amax(-1) == 0).float().mean()) < 0.01
 
 
 def test_resample_field_scales_targets(device):

@@ -35,7 +35,16 @@ from .masks import (
 )
 from .nnf import _resample_coords, identity_nnf, nnf_to_flow, upsample_nnf
 from .patchmatch import patchmatch
-from .pixel import MIN_MATCHED, REFINE_RADII, matched_fraction, refine_pyramid, refine_work, resample_field
+from .pixel import (
+    MIN_MATCHED,
+    REFINE_RADII,
+    exchange_whole_pixels,
+    exchange_work,
+    matched_fraction,
+    refine_pyramid,
+    refine_work,
+    resample_field,
+)
 from .progress import InterruptFn, ProgressFn, ProgressTracker
 from .refine import wls_refine
 from .vgg import VGG19, layer_above, layer_below
@@ -488,8 +497,10 @@ def refine_pixels(
 
     The fields at ``layer`` are refined on the images themselves to sub-pixel precision
     (``analogy_core.pixel.refine_pyramid``): from the network's grid up to A's and B''s
-    own sizes, with a windowed luminance correlation that no appearance change can lock.
-    ``reconstruct`` then votes through the refined fields. A pair (direction and batch
+    own sizes, with a windowed luminance correlation that no appearance change can lock;
+    where both directions are refined, each direction's exact whole-pixel matches then
+    correct the other's (``pixel.exchange_whole_pixels``). ``reconstruct`` then votes
+    through the refined fields. A pair (direction and batch
     item) whose images confirm too few matches of the deep fields (``pixel.matched_fraction``
     below ``pixel.MIN_MATCHED``: different scenes, a photo and a painting) keeps its plain
     field; when no direction of any item is refined the state is returned unchanged
@@ -509,8 +520,10 @@ def refine_pixels(
         ValueError: the fields at ``layer`` are missing.
     """
     per_direction = refine_work(REFINE_RADII)
+    # each direction's share of the exchange of whole-pixel matches comes out of its own units
+    pyramid_units = per_direction - exchange_work() // 2
     tracker = ProgressTracker(progress, 2 * per_direction, "pixel refinement")
-    fields, moved, gated = {}, {}, {}
+    fields, plains, gated = {}, {}, {}
     nnfs = {side: _require(nnf, layer, f"φ at {layer}", "the NNF search")
             for side, nnf in (("a", state.nnf_ab), ("b", state.nnf_ba))}
     # each field as continuous coordinates on its own grid
@@ -518,37 +531,51 @@ def refine_pixels(
                                      state.size(other, layer)).float() for side, other in (("a", "b"), ("b", "a"))}
     for side, source, target in (("a", state.a, state.bp), ("b", state.bp, state.a)):
         other = "b" if side == "a" else "a"
-        nnf, start = nnfs[side], starts[side]
-        constraint = _final_constraint(state, side)
         # the pair gate: only views of one scene are refined (see analogy_core.pixel)
-        keep = matched_fraction(source, target, start, starts[other], check_interrupt=check_interrupt)
+        keep = matched_fraction(source, target, starts[side], starts[other], check_interrupt=check_interrupt)
         gated[side] = keep >= MIN_MATCHED
         logger.info("pixel refinement %s: matched fraction %s (refined where >= %.2f)", "A→B'" if side == "a"
                     else "B'→A", ", ".join(f"{float(f):.3f}" for f in keep), MIN_MATCHED)
         # the field the plain vote uses: carried to the images' sizes, whole pixels
-        plain = upsample_nnf(nnf, state.size(side, "original"), state.size(other, layer),
-                             state.size(other, "original")).float()
+        plains[side] = upsample_nnf(nnfs[side], state.size(side, "original"), state.size(other, layer),
+                                    state.size(other, "original")).float()
         if not bool(gated[side].any()):
             tracker.advance(per_direction)
-            fields[side], moved[side] = constrain_field(constraint, plain), 0.0
+            fields[side] = plains[side]
             continue
         refined, _ = refine_pyramid(
-            source, target, start, state.size(other, layer), check_interrupt=check_interrupt,
-            progress=tracker.share(per_direction),
+            source, target, starts[side], state.size(other, layer), check_interrupt=check_interrupt,
+            progress=tracker.share(pyramid_units),
         )
-        refined = torch.where(gated[side].view(-1, 1, 1, 1), refined, plain)
+        fields[side] = torch.where(gated[side].view(-1, 1, 1, 1), refined, plains[side])
+    if not any(bool(g.any()) for g in gated.values()):
+        tracker.finish()
+        # nothing refined: the state stays as the search left it, so the vote is the plain one
+        return dataclasses.replace(state, moved={**state.moved, "pixel": (0.0, 0.0)})
+    both = gated["a"] & gated["b"]
+    if bool(both.any()):
+        # each direction's exact whole-pixel matches correct the other's
+        exchanged = exchange_whole_pixels(state.a, state.bp, fields["a"], fields["b"], check_interrupt=check_interrupt,
+                                          progress=tracker.share(exchange_work()))
+        for side, field_ in zip(("a", "b"), exchanged):
+            fields[side] = torch.where(both.view(-1, 1, 1, 1), field_, fields[side])
+    elif check_interrupt is not None:
+        check_interrupt()  # the exchange's units pass unspent
+    tracker.finish()
+    moved = {}
+    for side in ("a", "b"):
+        other = "b" if side == "a" else "a"
+        constraint = _final_constraint(state, side)
+        if not bool(gated[side].any()):
+            fields[side], moved[side] = constrain_field(constraint, plains[side]), 0.0
+            continue
         # how far each pixel moved from its start carried to the images' sizes unrefined
-        carried = resample_field(start, state.size(side, "original"), state.size(other, layer),
+        carried = resample_field(starts[side], state.size(side, "original"), state.size(other, layer),
                                  state.size(other, "original"))
         # a refined match never moves into a forbidden region: it keeps its start there
         carried = constrain_field(constraint, carried)
-        refined = constrain_field(constraint, refined, carried)
-        fields[side] = refined
-        moved[side] = float((((refined - carried).norm(dim=-1) >= 0.25) & gated[side].view(-1, 1, 1)).float().mean())
-    tracker.finish()
-    if not any(bool(g.any()) for g in gated.values()):
-        # nothing refined: the state stays as the search left it, so the vote is the plain one
-        return dataclasses.replace(state, moved={**state.moved, "pixel": (0.0, 0.0)})
+        fields[side] = constrain_field(constraint, fields[side], carried)
+        moved[side] = float((((fields[side] - carried).norm(dim=-1) >= 0.25) & gated[side].view(-1, 1, 1)).float().mean())
     return dataclasses.replace(
         state, field_ab=fields["a"], field_ba=fields["b"], moved={**state.moved, "pixel": (moved["a"], moved["b"])}
     )

@@ -145,6 +145,8 @@ DOMINANT_MODES = 3
 """Most such dominant displacements tried per pair."""
 _REGION_CANDIDATES = 16
 """Whole-pixel displacements (the most frequent) whose local share is counted."""
+EXCHANGE_ROUNDS = 2
+"""Rounds in which each direction's exact matches correct the other's (``exchange_whole_pixels``)."""
 
 
 def _window_sum(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
@@ -754,6 +756,22 @@ def refine_field(
     return field, moved
 
 
+def _exact_whole(field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole-pixel displacement nearest each match, (N, H, W, 2), and where the match
+    lies on it (within 0.01 px), (N, H, W) bool."""
+    disp = field - pixel_grid(*field.shape[1:3], device=field.device, dtype=field.dtype)
+    whole = disp.round()
+    return whole, (disp - whole).abs().amax(dim=-1) <= 0.01
+
+
+def _modes(whole: torch.Tensor, exact: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole-pixel displacements held exactly by one item's pixels, (K, 2), most held
+    first, and how many pixels hold each, (K,)."""
+    values, counts = torch.unique(whole[exact], dim=0, return_counts=True)
+    order = counts.argsort(descending=True, stable=True)
+    return values[order], counts[order]
+
+
 def _whole_pixel_regions(
     src: _WindowStats,
     tgt_lum: torch.Tensor,
@@ -781,7 +799,7 @@ def _whole_pixel_regions(
 
     A smoothly warped view has few exact matches (its whole-pixel positions are
     scattered lines), so it keeps its sub-pixel field; a region that moved by whole
-    pixels is copied whole.
+    pixels is copied whole. ``_region_work()`` progress units.
     """
     n, h, w, _ = field.shape
     target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
@@ -790,38 +808,132 @@ def _whole_pixel_regions(
         check_interrupt()
     now = _ncc_cost(src, tgt_lum, field, window)
     tracker.advance(1)
+    whole, exact = _exact_whole(field)
+    modes = [_modes(whole[i], exact[i]) for i in range(n)]
+    dominant = [values[counts >= DOMINANT_SHARE * h * w][:DOMINANT_MODES] for values, counts in modes]
     textured = src.var[:, 0] > accept.min_texture
+    moved, taken = field, torch.zeros_like(exact)
+    for k in range(DOMINANT_MODES):
+        if check_interrupt is not None:
+            check_interrupt()
+        has = torch.tensor([len(d) > k for d in dominant], device=field.device)
+        if not bool(has.any()):
+            tracker.advance(DOMINANT_MODES - k)  # no pair has another dominant displacement
+            break
+        candidate = torch.stack([clamp_field(base + d[k], target_hw) if len(d) > k else field[i]
+                                 for i, d in enumerate(dominant)])
+        cost = _ncc_cost(src, tgt_lum, candidate, window)
+        better = has.view(-1, 1, 1) & textured & ~taken & (cost <= accept.max_cost) & (cost < now - accept.margin)
+        moved = torch.where(better.unsqueeze(-1), candidate, moved)
+        taken = taken | better
+        tracker.advance(1)
     out = []
-    for i in range(n):
-        disp = field[i] - base
-        whole = disp.round()
-        exact = (disp - whole).abs().amax(dim=-1) <= 0.01
-        values, counts = torch.unique(whole[exact], dim=0, return_counts=True)
-        order = counts.argsort(descending=True)
-        moved, taken = field[i], torch.zeros_like(exact)
-        for k in order[:DOMINANT_MODES].tolist():
-            if check_interrupt is not None:
-                check_interrupt()
-            if int(counts[k]) < DOMINANT_SHARE * h * w:
-                break
-            candidate = clamp_field(base + values[k], target_hw)
-            cost = _ncc_cost(_WindowStats(*(t[i : i + 1] for t in src)), tgt_lum[i : i + 1], candidate[None], window)[0]
-            better = textured[i] & ~taken & (cost <= accept.max_cost) & (cost < now[i] - accept.margin)
-            moved = torch.where(better.unsqueeze(-1), candidate, moved)
-            taken |= better
+    for i, (values, _) in enumerate(modes):
         share = torch.zeros(h, w, device=field.device, dtype=field.dtype)
-        region = torch.zeros_like(disp)
-        for k in order[:_REGION_CANDIDATES].tolist():
-            held = (exact & (whole == values[k]).all(dim=-1)).to(field.dtype)
+        region = torch.zeros_like(whole[i])
+        for d in values[:_REGION_CANDIDATES]:
+            held = (exact[i] & (whole[i] == d).all(dim=-1)).to(field.dtype)
             s = F.avg_pool2d(held[None, None], 2 * REGION_RADIUS + 1, stride=1, padding=REGION_RADIUS,
                              count_include_pad=False)[0, 0]
             more = s > share
             share = torch.where(more, s, share)
-            region = torch.where(more.unsqueeze(-1), values[k].expand_as(region), region)
-        near = ~taken & (share >= REGION_SUPPORT) & ((disp - region).abs().amax(dim=-1) <= REGION_REACH)
-        out.append(torch.where(near.unsqueeze(-1), clamp_field(base + region, target_hw), moved))
-    tracker.advance(DOMINANT_MODES)
+            region = torch.where(more.unsqueeze(-1), d.expand_as(region), region)
+        near = ~taken[i] & (share >= REGION_SUPPORT) & ((field[i] - base - region).abs().amax(dim=-1) <= REGION_REACH)
+        out.append(torch.where(near.unsqueeze(-1), clamp_field(base + region, target_hw), moved[i]))
     return torch.stack(out)
+
+
+def _confirmed_by_inverse(field: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """``field`` with a match moved to the whole pixel q it rounds to wherever the inverse
+    field's match at q leads exactly back to the pixel along one of the inverse's dominant
+    displacements (held exactly by at least ``DOMINANT_SHARE`` of its pixels)."""
+    n, h, w, _ = field.shape
+    ht, wt = int(inverse.shape[1]), int(inverse.shape[2])
+    q = clamp_field(field.round(), (ht, wt)).long()
+    qx, qy = q[..., 0], q[..., 1]
+    inv_whole, inv_exact = _exact_whole(inverse)
+    base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
+    out = []
+    for i in range(n):
+        values, counts = _modes(inv_whole[i], inv_exact[i])
+        dominant = values[counts >= DOMINANT_SHARE * ht * wt]
+        if len(dominant) == 0:
+            out.append(field[i])
+            continue
+        on_dominant = inv_exact[i] & (inv_whole[i].unsqueeze(-2) == dominant).all(dim=-1).any(dim=-1)
+        back = inverse[i][qy[i], qx[i]].round()
+        confirmed = on_dominant[qy[i], qx[i]] & (back == base).all(dim=-1)
+        out.append(torch.where(confirmed.unsqueeze(-1), q[i].to(field.dtype), field[i]))
+    return torch.stack(out)
+
+
+def exchange_work() -> int:
+    """Progress units of one ``exchange_whole_pixels`` call.
+
+    Example:
+        >>> exchange_work()
+        16
+    """
+    return EXCHANGE_ROUNDS * 2 * _region_work()
+
+
+def exchange_whole_pixels(
+    a: torch.Tensor,
+    bp: torch.Tensor,
+    field_ab: torch.Tensor,
+    field_ba: torch.Tensor,
+    *,
+    window: int = 5,
+    min_texture: float = 1e-4,
+    max_cost: float = 0.5,
+    margin: float = 0.01,
+    check_interrupt: InterruptFn | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Let each direction's exact whole-pixel matches correct the other direction's.
+
+    A posterised B' sampled between pixels is smoothed, and a smooth A window correlates
+    better with that than with the exact copy, so the A→B' field of a region moved by
+    whole pixels strays a few tenths from them and none of its matches is exact; the
+    B'→A field, sampling the smooth A, is exact there. In each of ``EXCHANGE_ROUNDS``
+    rounds, both directions at once: a match moves to the whole pixel it rounds to where
+    the other field leads exactly back along one of its dominant displacements
+    (``DOMINANT_SHARE``), and the direction so changed then spreads its region's
+    whole-pixel displacement (``_whole_pixel_regions``). A pair without a dominant
+    whole-pixel displacement (a warped view) is returned unchanged.
+
+    Args:
+        a: (N, 3, H, W) RGB 0..1.
+        bp: (N, 3, H', W') RGB 0..1.
+        field_ab: (N, H, W, 2) continuous coordinates into B' (``refine_pyramid``'s result).
+        field_ba: (N, H', W', 2) continuous coordinates into A.
+        window, min_texture, max_cost, margin: as in ``refine_field``.
+        check_interrupt: called before every scored candidate.
+        progress: ``progress(done, total, stage)``, ``exchange_work()`` units.
+
+    Returns:
+        ``(field_ab, field_ba)``.
+    """
+    check_shape(field_ab, f"{a.shape[0]} {a.shape[2]} {a.shape[3]} 2", "field_ab")
+    check_shape(field_ba, f"{bp.shape[0]} {bp.shape[2]} {bp.shape[3]} 2", "field_ba")
+    tracker = ProgressTracker(progress, exchange_work(), "pixel refinement")
+    accept = _Accept(min_texture, max_cost, margin)
+    lum = {"a": luminance(a.float()), "b": luminance(bp.float())}
+    src = {side: _window_stats(lum[side], window) for side in lum}
+    fields = {"ab": field_ab, "ba": field_ba}
+    for _ in range(EXCHANGE_ROUNDS):
+        current = dict(fields)
+        for key, source, target, inverse in (("ab", "a", "b", "ba"), ("ba", "b", "a", "ab")):
+            confirmed = _confirmed_by_inverse(current[key], current[inverse])
+            if torch.equal(confirmed, current[key]):
+                if check_interrupt is not None:
+                    check_interrupt()
+                tracker.advance(_region_work())  # nothing confirmed: nothing to spread
+                continue
+            fields[key] = _whole_pixel_regions(src[source], lum[target], confirmed, window, accept, check_interrupt,
+                                               tracker)
+    tracker.finish()
+    return fields["ab"], fields["ba"]
 
 
 def resample_field(

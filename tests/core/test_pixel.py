@@ -11,6 +11,7 @@ from analogy_core import pixel, pixel_grid, sample_bilinear
 from analogy_core.pixel import (
     MIN_MATCHED,
     box_mean,
+    exchange_whole_pixels,
     gate_work,
     matched_fraction,
     pyramid_sizes,
@@ -235,6 +236,51 @@ def test_a_region_moved_by_whole_pixels_is_copied_whole_where_its_matches_straye
     inner = disp[0, 12:-12, 12:-12]
     assert float((inner - torch.tensor(part, device=device)).norm(dim=-1).median()) < 0.1
     assert float(((inner - inner.round()).abs().amax(-1) == 0).float().mean()) < 0.01
+
+
+def _posterised_pair(device: torch.device, shift: tuple[float, float], size: int = 96, margin: int = 12):
+    """A and B' = A moved by -shift, colours mixed and posterised to four levels a channel."""
+    big = _smooth_image(size + 2 * margin, size + 2 * margin, device, cells=6)
+    a = big[..., margin : margin + size, margin : margin + size]
+    grid = pixel_grid(size, size, device=device).unsqueeze(0)
+    bp = _mix_gamma(sample_bilinear(big, grid - torch.tensor(shift, device=device) + margin))
+    return a, (torch.floor(bp * 4) / 4 + 0.125).clamp(0, 1), grid
+
+
+def test_exact_matches_of_one_direction_correct_the_other(device, monkeypatch):
+    """Posterised, B' sampled between pixels is smoothed, which a smooth A window
+    correlates with better than with the exact copy: under a whole-pixel shift no A→B'
+    match is exact (about 0.2 px off), while the B'→A field, sampling the smooth A, is.
+    The exchange makes both exact; it leaves a sub-pixel shift, which has no dominant
+    whole-pixel displacement, as it was."""
+    half = pixel_grid(48, 48, device=device).unsqueeze(0)
+    inner = (0, slice(12, -12), slice(12, -12))
+
+    def fields(shift: tuple[float, float]) -> tuple[torch.Tensor, ...]:
+        a, bp, grid = _posterised_pair(device, shift)
+        back = (-shift[0], -shift[1])
+        fab, _ = refine_pyramid(a, bp, half + torch.tensor([shift[0] / 2 + 0.5, shift[1] / 2], device=device).round(),
+                                (48, 48))
+        fba, _ = refine_pyramid(bp, a, half + torch.tensor([back[0] / 2, back[1] / 2 + 0.5], device=device).round(),
+                                (48, 48))
+        return a, bp, grid, fab, fba
+
+    def exact(field: torch.Tensor, grid: torch.Tensor, shift: tuple[float, float]) -> float:
+        err = (field - grid - torch.tensor(shift, device=device))[inner]
+        return float((err.abs().amax(-1) == 0).float().mean())
+
+    shift, back = (3.0, -2.0), (-3.0, 2.0)
+    a, bp, grid, fab, fba = fields(shift)
+    assert exact(fab, grid, shift) < 0.05 and exact(fba, grid, back) > 0.8
+    xab, xba = exchange_whole_pixels(a, bp, fab, fba)
+    assert exact(xab, grid, shift) > 0.95 and exact(xba, grid, back) > 0.95
+    monkeypatch.setattr(pixel, "DOMINANT_SHARE", 2.0)  # no displacement is dominant
+    xab, xba = exchange_whole_pixels(a, bp, fab, fba)
+    assert torch.equal(xab, fab) and torch.equal(xba, fba)
+    monkeypatch.undo()
+    a, bp, grid, fab, fba = fields((3.4, -1.7))
+    xab, xba = exchange_whole_pixels(a, bp, fab, fba)
+    assert torch.equal(xab, fab) and torch.equal(xba, fba)
 
 
 def test_resample_field_scales_targets(device):

@@ -790,9 +790,11 @@ def _whole_pixel_regions(
     whole pixels):
 
     - dominant: each of the ``DOMINANT_MODES`` displacements that at least
-      ``DOMINANT_SHARE`` of all pixels hold exactly, taken by a textured pixel wherever it
-      correlates better than the pixel's match by ``accept.margin`` (and at most
-      ``accept.max_cost``), however far that match was;
+      ``DOMINANT_SHARE`` of all pixels hold exactly, however far the pixel's match was:
+      taken by a textured pixel wherever it correlates better than that match by
+      ``accept.margin`` (and at most ``accept.max_cost``), and by a pixel whose match the
+      images do not confirm (1 − r² above ``accept.max_cost``; a flat window's always is)
+      wherever it correlates no worse;
     - regional: the displacement held exactly by the largest share of the pixels within
       ``REGION_RADIUS``, taken where that share is at least ``REGION_SUPPORT`` and the
       pixel's match lies within ``REGION_REACH`` of it.
@@ -823,7 +825,12 @@ def _whole_pixel_regions(
         candidate = torch.stack([clamp_field(base + d[k], target_hw) if len(d) > k else field[i]
                                  for i, d in enumerate(dominant)])
         cost = _ncc_cost(src, tgt_lum, candidate, window)
-        better = has.view(-1, 1, 1) & textured & ~taken & (cost <= accept.max_cost) & (cost < now - accept.margin)
+        # a textured pixel takes it where it correlates clearly better, a pixel whose own match the
+        # images do not confirm (a flat window included) where it correlates no worse
+        better = (textured & (cost <= accept.max_cost) & (cost < now - accept.margin)) | (
+            (now > accept.max_cost) & (cost <= now)
+        )
+        better = better & has.view(-1, 1, 1) & ~taken
         moved = torch.where(better.unsqueeze(-1), candidate, moved)
         taken = taken | better
         tracker.advance(1)

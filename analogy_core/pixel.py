@@ -822,15 +822,16 @@ def _whole_pixel_regions(
         if not bool(has.any()):
             tracker.advance(DOMINANT_MODES - k)  # no pair has another dominant displacement
             break
-        candidate = torch.stack([clamp_field(base + d[k], target_hw) if len(d) > k else field[i]
-                                 for i, d in enumerate(dominant)])
+        disp = torch.stack([d[k] if len(d) > k else torch.zeros_like(base[0, 0]) for d in dominant]).view(-1, 1, 1, 2)
+        candidate = torch.where(has.view(-1, 1, 1, 1), clamp_field(base + disp, target_hw), field)
         cost = _ncc_cost(src, tgt_lum, candidate, window)
         # a textured pixel takes it where it correlates clearly better, a pixel whose own match the
         # images do not confirm (a flat window included) where it correlates no worse
         better = (textured & (cost <= accept.max_cost) & (cost < now - accept.margin)) | (
             (now > accept.max_cost) & (cost <= now)
         )
-        better = better & has.view(-1, 1, 1) & ~taken
+        # never where the displacement leads out of the target (clamped, it would repeat its edge)
+        better = better & has.view(-1, 1, 1) & ~taken & _lands_inside(base, disp, target_hw)
         moved = torch.where(better.unsqueeze(-1), candidate, moved)
         taken = taken | better
         tracker.advance(1)
@@ -846,8 +847,16 @@ def _whole_pixel_regions(
             share = torch.where(more, s, share)
             region = torch.where(more.unsqueeze(-1), d.expand_as(region), region)
         near = ~taken[i] & (share >= REGION_SUPPORT) & ((field[i] - base - region).abs().amax(dim=-1) <= REGION_REACH)
+        near = near & _lands_inside(base, region, target_hw)
         out.append(torch.where(near.unsqueeze(-1), clamp_field(base + region, target_hw), moved[i]))
     return torch.stack(out)
+
+
+def _lands_inside(base: torch.Tensor, disp: torch.Tensor, target_hw: Size) -> torch.Tensor:
+    """Where the pixel positions ``base`` moved by ``disp`` lie inside a target of ``target_hw``
+    (a displacement that leads out of it would be clamped onto its edge)."""
+    x, y = (base + disp).unbind(-1)
+    return (x >= 0) & (x <= target_hw[1] - 1) & (y >= 0) & (y <= target_hw[0] - 1)
 
 
 def _confirmed_by_inverse(field: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,10 @@ displacement its distinctive neighbours agree on where its own window cannot tel
 (along an edge, on a ramp: the aperture problem), and the last level ends with a
 Gauss-Newton step of the sub-pixel shift under a local gain and bias, after which a
 pixel in a region moved by whole pixels takes the whole-pixel position where it
-correlates as well (a copy is sharp, a bilinear sample blurs).
+correlates as well (a copy is sharp, a bilinear sample blurs), and a region's whole-pixel
+displacement goes to its pixels that missed it (``_whole_pixel_regions``). With both
+directions refined, ``exchange_whole_pixels`` lets each direction's exact matches correct
+the other's.
 
 Before each pass the field is smoothed among neighbours that agree with it (within
 ``smooth_tol`` px): that removes the rounding noise of an integer field without mixing
@@ -767,9 +770,17 @@ def _exact_whole(field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _modes(whole: torch.Tensor, exact: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole-pixel displacements held exactly by one item's pixels, (K, 2), most held
     first, and how many pixels hold each, (K,)."""
-    values, counts = torch.unique(whole[exact], dim=0, return_counts=True)
+    held = whole[exact].long()
+    if held.numel() == 0:
+        return whole.new_zeros(0, 2), torch.zeros(0, dtype=torch.long, device=whole.device)
+    # one integer key per displacement, in (dx, dy) order (unique over rows sorts far slower)
+    low = held.amin(dim=0)
+    rows = int(held[:, 1].max() - low[1]) + 1
+    keys, counts = torch.unique((held[:, 0] - low[0]) * rows + (held[:, 1] - low[1]), return_counts=True)
     order = counts.argsort(descending=True, stable=True)
-    return values[order], counts[order]
+    keys = keys[order]
+    values = torch.stack((keys // rows + low[0], keys % rows + low[1]), dim=-1).to(whole.dtype)
+    return values, counts[order]
 
 
 def _whole_pixel_regions(
@@ -837,15 +848,14 @@ def _whole_pixel_regions(
         tracker.advance(1)
     out = []
     for i, (values, _) in enumerate(modes):
-        share = torch.zeros(h, w, device=field.device, dtype=field.dtype)
-        region = torch.zeros_like(whole[i])
-        for d in values[:_REGION_CANDIDATES]:
-            held = (exact[i] & (whole[i] == d).all(dim=-1)).to(field.dtype)
-            s = F.avg_pool2d(held[None, None], 2 * REGION_RADIUS + 1, stride=1, padding=REGION_RADIUS,
-                             count_include_pad=False)[0, 0]
-            more = s > share
-            share = torch.where(more, s, share)
-            region = torch.where(more.unsqueeze(-1), d.expand_as(region), region)
+        candidates = values[:_REGION_CANDIDATES]
+        if len(candidates) == 0:
+            out.append(moved[i])
+            continue
+        # the share of the neighbourhood holding each candidate exactly, all in one box filter
+        held = exact[i] & (whole[i].unsqueeze(0) == candidates.view(-1, 1, 1, 2)).all(dim=-1)
+        share, best = box_mean(held.unsqueeze(0).to(field.dtype), REGION_RADIUS)[0].max(dim=0)
+        region = candidates[best]
         near = ~taken[i] & (share >= REGION_SUPPORT) & ((field[i] - base - region).abs().amax(dim=-1) <= REGION_REACH)
         near = near & _lands_inside(base, region, target_hw)
         out.append(torch.where(near.unsqueeze(-1), clamp_field(base + region, target_hw), moved[i]))

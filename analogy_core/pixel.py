@@ -783,6 +783,29 @@ def _modes(whole: torch.Tensor, exact: torch.Tensor) -> tuple[torch.Tensor, torc
     return values, counts[order]
 
 
+def _window_share(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Share of each (2r+1)² window (clipped at the borders) in which ``mask`` (K, H, W) holds.
+
+    Counted with cumulative sums, which are exact for counts of a boolean map below 2²⁴.
+
+    Example:
+        >>> _window_share(torch.tensor([[[True, False, False, True]]]), 1).tolist()
+        [[[0.5, 0.3333333432674408, 0.3333333432674408, 0.5]]]
+    """
+    k, h, w = mask.shape
+    ones = torch.ones(1, h, w, device=mask.device)
+
+    def count(x: torch.Tensor) -> torch.Tensor:
+        for dim, n in ((-1, w), (-2, h)):
+            c = F.pad(x.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))
+            hi = torch.arange(n, device=x.device).add(radius + 1).clamp(max=n)
+            lo = torch.arange(n, device=x.device).sub(radius).clamp(min=0)
+            x = c.index_select(dim, hi) - c.index_select(dim, lo)
+        return x
+
+    return count(mask.float()) / count(ones)
+
+
 def _whole_pixel_regions(
     src: _WindowStats,
     tgt_lum: torch.Tensor,
@@ -847,14 +870,15 @@ def _whole_pixel_regions(
         taken = taken | better
         tracker.advance(1)
     out = []
-    for i, (values, _) in enumerate(modes):
-        candidates = values[:_REGION_CANDIDATES]
+    for i, (values, counts) in enumerate(modes):
+        # a displacement held by fewer pixels than a share of the smallest (corner) window never wins
+        candidates = values[:_REGION_CANDIDATES][counts[:_REGION_CANDIDATES] >= REGION_SUPPORT * (REGION_RADIUS + 1) ** 2]
         if len(candidates) == 0:
             out.append(moved[i])
             continue
-        # the share of the neighbourhood holding each candidate exactly, all in one box filter
+        # the share of the neighbourhood holding each candidate exactly, all candidates at once
         held = exact[i] & (whole[i].unsqueeze(0) == candidates.view(-1, 1, 1, 2)).all(dim=-1)
-        share, best = box_mean(held.unsqueeze(0).to(field.dtype), REGION_RADIUS)[0].max(dim=0)
+        share, best = _window_share(held, REGION_RADIUS).max(dim=0)
         region = candidates[best]
         near = ~taken[i] & (share >= REGION_SUPPORT) & ((field[i] - base - region).abs().amax(dim=-1) <= REGION_REACH)
         near = near & _lands_inside(base, region, target_hw)

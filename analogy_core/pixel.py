@@ -538,14 +538,20 @@ def gate_work() -> int:
     return len(_square_offsets(GATE_RADIUS)) + len(_ring_offsets(GATE_RING))
 
 
+def _at_nearest(values: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+    """``values`` (N, Ht, Wt, C), a map on the target's grid, read at each match's nearest pixel: (N, H, W, C)."""
+    n, h, w, _ = field.shape
+    ht, wt, c = int(values.shape[1]), int(values.shape[2]), int(values.shape[3])
+    x = field[..., 0].round().long().clamp_(0, wt - 1)
+    y = field[..., 1].round().long().clamp_(0, ht - 1)
+    index = (y * wt + x).reshape(n, h * w, 1).expand(-1, -1, c)
+    return values.reshape(n, ht * wt, c).gather(1, index).view(n, h, w, c)
+
+
 def _leads_back(field: torch.Tensor, inverse: torch.Tensor, tol: float) -> torch.Tensor:
     """(N, H, W) bool: the inverse field, read at each match's nearest pixel, returns within ``tol`` px."""
     n, h, w, _ = field.shape
-    ht, wt = int(inverse.shape[1]), int(inverse.shape[2])
-    x = field[..., 0].round().long().clamp_(0, wt - 1)
-    y = field[..., 1].round().long().clamp_(0, ht - 1)
-    back = inverse.reshape(n, ht * wt, 2).gather(1, (y * wt + x).reshape(n, h * w, 1).expand(-1, -1, 2))
-    distance = (back.view(n, h, w, 2) - pixel_grid(h, w, device=field.device, dtype=field.dtype)).norm(dim=-1)
+    distance = (_at_nearest(inverse, field) - pixel_grid(h, w, device=field.device, dtype=field.dtype)).norm(dim=-1)
     return torch.le(distance, tol)
 
 
@@ -783,6 +789,11 @@ def _modes(whole: torch.Tensor, exact: torch.Tensor) -> tuple[torch.Tensor, torc
     return values, counts[order]
 
 
+def _dominant(values: torch.Tensor, counts: torch.Tensor, pixels: int) -> torch.Tensor:
+    """The displacements of ``_modes`` held exactly by at least ``DOMINANT_SHARE`` of an item's ``pixels``."""
+    return values[counts >= DOMINANT_SHARE * pixels]
+
+
 def _window_share(mask: torch.Tensor, radius: int) -> torch.Tensor:
     """Share of each (2r+1)² window (clipped at the borders) in which ``mask`` (K, H, W) holds.
 
@@ -846,7 +857,7 @@ def _whole_pixel_regions(
     tracker.advance(1)
     whole, exact = _exact_whole(field)
     modes = [_modes(whole[i], exact[i]) for i in range(n)]
-    dominant = [values[counts >= DOMINANT_SHARE * h * w][:DOMINANT_MODES] for values, counts in modes]
+    dominant = [_dominant(values, counts, h * w)[:DOMINANT_MODES] for values, counts in modes]
     textured = src.var[:, 0] > accept.min_texture
     moved, taken = field, torch.zeros_like(exact)
     for k in range(DOMINANT_MODES):
@@ -899,22 +910,15 @@ def _confirmed_by_inverse(field: torch.Tensor, inverse: torch.Tensor) -> torch.T
     displacements (held exactly by at least ``DOMINANT_SHARE`` of its pixels)."""
     n, h, w, _ = field.shape
     ht, wt = int(inverse.shape[1]), int(inverse.shape[2])
-    q = clamp_field(field.round(), (ht, wt)).long()
-    qx, qy = q[..., 0], q[..., 1]
     inv_whole, inv_exact = _exact_whole(inverse)
-    base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
-    out = []
+    on_dominant = []
     for i in range(n):
-        values, counts = _modes(inv_whole[i], inv_exact[i])
-        dominant = values[counts >= DOMINANT_SHARE * ht * wt]
-        if len(dominant) == 0:
-            out.append(field[i])
-            continue
-        on_dominant = inv_exact[i] & (inv_whole[i].unsqueeze(-2) == dominant).all(dim=-1).any(dim=-1)
-        back = inverse[i][qy[i], qx[i]].round()
-        confirmed = on_dominant[qy[i], qx[i]] & (back == base).all(dim=-1)
-        out.append(torch.where(confirmed.unsqueeze(-1), q[i].to(field.dtype), field[i]))
-    return torch.stack(out)
+        dominant = _dominant(*_modes(inv_whole[i], inv_exact[i]), ht * wt)
+        on_dominant.append(inv_exact[i] & (inv_whole[i].unsqueeze(-2) == dominant).all(dim=-1).any(dim=-1))
+    base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
+    back = _at_nearest(inverse, field).round()
+    confirmed = _at_nearest(torch.stack(on_dominant).unsqueeze(-1), field)[..., 0] & (back == base).all(dim=-1)
+    return torch.where(confirmed.unsqueeze(-1), clamp_field(field.round(), (ht, wt)), field)
 
 
 def exchange_work() -> int:

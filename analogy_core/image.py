@@ -74,9 +74,9 @@ def sample_bilinear(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"image has batch {image.shape[0]} but points have batch {points.shape[0]}")
     h, w = image.shape[-2:]
     work = torch.promote_types(image.dtype, points.dtype)
-    grid = torch.stack(
-        (2.0 * points[..., 0] / max(w - 1, 1) - 1.0, 2.0 * points[..., 1] / max(h - 1, 1) - 1.0), dim=-1
-    ).to(work)
+    # 2·x / (W − 1) − 1 and 2·y / (H − 1) − 1, in place of a stack of the two
+    span = torch.tensor((max(w - 1, 1), max(h - 1, 1)), device=points.device, dtype=points.dtype)
+    grid = (2.0 * points).div_(span).sub_(1.0).to(work)
     out = F.grid_sample(image.to(work), grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out.to(image.dtype)
 

@@ -77,6 +77,9 @@ _VAR_EPS = 1e-4
 """Added to both windows' luminance variances: a flat window correlates with nothing."""
 _FAR = 1e6
 """Padding displacement (px) of ``smooth_field``: no neighbour outside the grid agrees."""
+_CACHE_FLOATS = 1 << 18
+"""Floats (1 MiB) that ``box_mean`` sums at a time, so that they stay in the CPU's cache
+(3x faster than whole maps for 18 maps of 1024² px)."""
 
 GATE_COST = 0.5
 """Largest 1 − r² (r ≥ 0.71) of a match the pair gate counts (``matched_fraction``)."""
@@ -153,18 +156,38 @@ EXCHANGE_ROUNDS = 2
 
 
 def _window_sum(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
-    n = x.shape[dim]
-    padded = F.pad(x, (r, r) if dim == -1 else (0, 0, r, r))
-    out = padded.narrow(dim, 0, n).clone()
-    for i in range(1, 2 * r + 1):
-        out += padded.narrow(dim, i, n)
-    return out
+    """Sum of the 2r+1 entries around each one along ``dim`` (zero beyond the ends).
+
+    Sums of 1, 2, 4, … consecutive entries are built by doubling and each window is put
+    together from those its length's binary digits name: about 2·log2(2r+1) additions
+    per entry instead of 2r, and every sum adds the entries themselves (no running sum
+    whose differences would cancel).
+    """
+    n, k = x.shape[dim], 2 * r + 1
+    run = x.new_empty(*x.shape[:dim], n + 2 * r, *x.shape[dim:][1:])  # run[i]: the sum of `size` entries from i
+    run.narrow(dim, 0, r).zero_()
+    run.narrow(dim, n + r, r).zero_()
+    run.narrow(dim, r, n).copy_(x)  # (F.pad took twice as long)
+    size, start, parts = 1, 0, []
+    while True:
+        if k & size:
+            parts.append(run.narrow(dim, start, n))
+            start += size
+        if 2 * size > k:
+            out = parts[0].clone() if len(parts) == 1 else parts[0] + parts[1]
+            for part in parts[2:]:
+                out += part
+            return out
+        m = run.shape[dim] - size
+        run = run.narrow(dim, 0, m) + run.narrow(dim, size, m)
+        size *= 2
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over the (2r+1)² window around each pixel, windows clipped at the borders.
 
-    Computed as exact sums of shifted copies, so large images suffer no cancellation.
+    Computed as sums of shifted copies (no running sum), so large images suffer no
+    cancellation.
 
     Args:
         x: (N, C, H, W).
@@ -180,9 +203,19 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     check_shape(x, "N C H W", "x")
     if radius == 0:
         return x.clone()
-    ones = torch.ones(1, 1, *x.shape[-2:], device=x.device, dtype=x.dtype)
-    count = _window_sum(_window_sum(ones, radius, -1), radius, -2)
-    return _window_sum(_window_sum(x, radius, -1), radius, -2) / count
+    h, w = x.shape[-2:]
+
+    def clipped(n: int) -> torch.Tensor:  # entries in each window along an axis of n
+        i = torch.arange(n, device=x.device)
+        return ((i + radius).clamp(max=n - 1) - (i - radius).clamp(min=0) + 1).to(x.dtype)
+
+    count = clipped(h).view(h, 1) * clipped(w)
+    # a few planes at a time (_CACHE_FLOATS)
+    planes, out = x.reshape(-1, 1, h, w), torch.empty_like(x).view(-1, 1, h, w)
+    step = max(1, _CACHE_FLOATS // (h * w))
+    for i in range(0, len(planes), step):
+        torch.div(_window_sum(_window_sum(planes[i : i + step], radius, -1), radius, -2), count, out=out[i : i + step])
+    return out.view(x.shape)
 
 
 def clamp_field(field: torch.Tensor, target_hw: Size) -> torch.Tensor:
@@ -192,7 +225,10 @@ def clamp_field(field: torch.Tensor, target_hw: Size) -> torch.Tensor:
         >>> clamp_field(torch.tensor([[[[-1.0, 5.0]]]]), (3, 4)).flatten().tolist()
         [0.0, 2.0]
     """
-    return torch.stack((field[..., 0].clamp(0, target_hw[1] - 1), field[..., 1].clamp(0, target_hw[0] - 1)), dim=-1)
+    out = field.clone()  # clamped in place: a stack of the two clamped coordinates is slower
+    out[..., 0].clamp_(0, target_hw[1] - 1)
+    out[..., 1].clamp_(0, target_hw[0] - 1)
+    return out
 
 
 def smooth_field(field: torch.Tensor, radius: int, tol: float) -> torch.Tensor:
@@ -219,20 +255,37 @@ def smooth_field(field: torch.Tensor, radius: int, tol: float) -> torch.Tensor:
     if radius == 0:
         return field
     n, h, w, _ = field.shape
+    r = radius
     base = pixel_grid(h, w, device=field.device, dtype=field.dtype)
-    disp = (field - base).permute(0, 3, 1, 2)
-    # outside the grid a displacement far beyond any tolerance: it never agrees
-    padded = F.pad(disp, (radius, radius, radius, radius), value=_FAR)
-    total = torch.zeros_like(disp)
-    count = torch.zeros(n, 1, h, w, device=field.device, dtype=field.dtype)
-    for dy in range(2 * radius + 1):
-        for dx in range(2 * radius + 1):
-            nb = padded[:, :, dy : dy + h, dx : dx + w]
-            diff = (nb - disp).abs_()
-            agree = torch.maximum(diff[:, 0:1], diff[:, 1:2]).le_(tol).to(disp.dtype)
-            total.addcmul_(nb, agree)
-            count += agree
-    return base + (total / count.clamp_min(1)).permute(0, 2, 3, 1)
+    disp = field - base
+    # planes (N, H + 2r, W + 2r) of the x and y displacements and a count of one; outside
+    # the grid a displacement far beyond any tolerance, so it never agrees (separate
+    # contiguous planes: a channel dimension broadcast against one agreement map is 3x slower)
+    dx, dy = (F.pad(disp[..., i], (r, r, r, r), value=_FAR) for i in range(2))
+    one = F.pad(torch.ones_like(disp[..., 0]), (r, r, r, r))
+    planes = (dx, dy, one)
+
+    def at(grid: torch.Tensor, y: int, x: int) -> torch.Tensor:
+        return grid[:, y : y + h, x : x + w]
+
+    totals = [at(p, r, r).clone() for p in planes]
+    gap_x, gap_y = (torch.empty(n, h + r, w + 2 * r, dtype=disp.dtype, device=disp.device) for _ in range(2))
+    # agreement is symmetric: one test of each pair of offsets o and −o serves both
+    for oy in range(r + 1):
+        for ox in range(-r, r + 1):
+            if oy == 0 and ox <= 0:
+                continue
+            # positions q and q + o, over every q that is a pixel p or a pixel's p − o
+            y0, x0, x1 = r - oy, r - max(ox, 0), r + w + max(-ox, 0)
+            rows, cols = r + h - y0, x1 - x0
+            ax, ay = (torch.sub(p[:, y0 + oy : r + h + oy, x0 + ox : x1 + ox], p[:, y0 : r + h, x0:x1],
+                                out=buf[:, :rows, :cols]).abs_() for p, buf in ((dx, gap_x), (dy, gap_y)))
+            agree = torch.maximum(ax, ay, out=ax).le_(tol)  # 1.0 where both coordinates agree
+            for total, p in zip(totals, planes):
+                total.addcmul_(at(p, r + oy, r + ox), at(agree, oy, r - x0))  # p's neighbour p + o, tested at q = p
+                total.addcmul_(at(p, r - oy, r - ox), at(agree, 0, r - x0 - ox))  # and p − o, tested at q = p − o
+    tx, ty, count = totals
+    return base + torch.stack((tx / count, ty / count), dim=-1)
 
 
 class _WindowStats(NamedTuple):
@@ -259,11 +312,10 @@ def _ncc_cost(
     src_lum, src_mean, src_var = src
     target_hw = (int(tgt_lum.shape[-2]), int(tgt_lum.shape[-1]))
     t = sample_bilinear(tgt_lum, clamp_field(coords, target_hw))
-    stats = box_mean(torch.cat((t, t * t, src_lum * t), dim=1), window)
-    t_mean = stats[:, 0:1]
-    t_var = stats[:, 1:2] - t_mean * t_mean
-    cov = stats[:, 2:3] - src_mean * t_mean
-    return (1.0 - cov * cov / ((src_var + _VAR_EPS) * (t_var + _VAR_EPS)))[:, 0]
+    t_mean, t_sq, cross = box_mean(torch.cat((t, t * t, src_lum * t), dim=1), window).unbind(1)
+    t_var = torch.addcmul(t_sq, t_mean, t_mean, value=-1.0).add_(_VAR_EPS)
+    cov = torch.addcmul(cross, src_mean[:, 0], t_mean, value=-1.0)
+    return cov.square_().div_(t_var.mul_(src_var[:, 0] + _VAR_EPS)).neg_().add_(1.0)
 
 
 def _square_offsets(radius: int) -> list[tuple[int, int]]:
@@ -794,29 +846,6 @@ def _dominant(values: torch.Tensor, counts: torch.Tensor, pixels: int) -> torch.
     return values[counts >= DOMINANT_SHARE * pixels]
 
 
-def _window_share(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Share of each (2r+1)² window (clipped at the borders) in which ``mask`` (K, H, W) holds.
-
-    Counted with cumulative sums, which are exact for counts of a boolean map below 2²⁴.
-
-    Example:
-        >>> _window_share(torch.tensor([[[True, False, False, True]]]), 1).tolist()
-        [[[0.5, 0.3333333432674408, 0.3333333432674408, 0.5]]]
-    """
-    k, h, w = mask.shape
-    ones = torch.ones(1, h, w, device=mask.device)
-
-    def count(x: torch.Tensor) -> torch.Tensor:
-        for dim, n in ((-1, w), (-2, h)):
-            c = F.pad(x.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))
-            hi = torch.arange(n, device=x.device).add(radius + 1).clamp(max=n)
-            lo = torch.arange(n, device=x.device).sub(radius).clamp(min=0)
-            x = c.index_select(dim, hi) - c.index_select(dim, lo)
-        return x
-
-    return count(mask.float()) / count(ones)
-
-
 def _whole_pixel_regions(
     src: _WindowStats,
     tgt_lum: torch.Tensor,
@@ -889,7 +918,8 @@ def _whole_pixel_regions(
             continue
         # the share of the neighbourhood holding each candidate exactly, all candidates at once
         held = exact[i] & (whole[i].unsqueeze(0) == candidates.view(-1, 1, 1, 2)).all(dim=-1)
-        share, best = _window_share(held, REGION_RADIUS).max(dim=0)
+        # (box sums of a boolean map are exact counts)
+        share, best = box_mean(held.float().unsqueeze(0), REGION_RADIUS)[0].max(dim=0)
         region = candidates[best]
         near = ~taken[i] & (share >= REGION_SUPPORT) & ((field[i] - base - region).abs().amax(dim=-1) <= REGION_REACH)
         near = near & _lands_inside(base, region, target_hw)

@@ -41,6 +41,7 @@ from .pixel import (
     exchange_whole_pixels,
     exchange_work,
     matched_fraction,
+    redraw_from_source,
     refine_pyramid,
     refine_work,
     resample_field,
@@ -606,9 +607,12 @@ def reconstruct(
     """Pixels of A' and B by patch voting through the finest fields (step 6).
 
     With pixel-refined fields (``refine_pixels``) B' (for A') and A (for B) are voted
-    through them, sampling bilinearly; otherwise the fields at ``layer`` are carried to
-    the caller's original image sizes and the images voted through them there. Patches
-    are ``vote_patch`` pixels wide.
+    through them, sampling bilinearly, and A' is redrawn from A's own pixels where it was
+    sampled between pixels and a local affine colour transform of A explains it
+    (``pixel.redraw_from_source``; a pair the refinement left alone keeps whole-pixel
+    fields and so its vote); otherwise the fields at ``layer`` are carried to the
+    caller's original image sizes and the images voted through them there. Patches are
+    ``vote_patch`` pixels wide.
 
     With region data on the state, the fields' targets are kept inside the allowed
     regions (``masks.constrain_field``) and A' takes no vote from ignored B' pixels. The
@@ -624,6 +628,7 @@ def reconstruct(
     a_hw, b_hw = state.size("a", "original"), state.size("b", "original")
     if state.field_ab is not None and state.field_ba is not None:
         ap = _vote_skipping_ignored(state, state.field_ab, vote_patch).clamp(0, 1)
+        ap = redraw_from_source(state.a, ap, state.field_ab)
         b = patch_vote(state.a, state.field_ba, vote_patch).clamp(0, 1)
         flow_ab = state.field_ab - pixel_grid(*a_hw, device=state.a.device)
         flow_ba = state.field_ba - pixel_grid(*b_hw, device=state.a.device)

@@ -153,6 +153,18 @@ _REGION_CANDIDATES = 16
 """Whole-pixel displacements (the most frequent) whose local share is counted."""
 EXCHANGE_ROUNDS = 2
 """Rounds in which each direction's exact matches correct the other's (``exchange_whole_pixels``)."""
+REDRAW_RADIUS = 1
+"""Radius (px) of the windows in which ``redraw_from_source`` fits the vote as an affine
+colour transform of the source."""
+REDRAW_EPS = 1e-5
+"""Ridge on the source's window colour covariance (0..1 RGB squared): a flat window's fit
+is its mean colour."""
+REDRAW_RESIDUAL = 1e-3
+"""Largest mean squared difference (per channel, over the window) between the vote and
+the fit where the fit is taken (RMS 0.03)."""
+REDRAW_EXPLAINED = 0.5
+"""Least share of the vote's window variance the fit must explain where it is taken: a
+look that adds its own edges (posterisation steps, brush strokes) keeps its vote."""
 
 
 def _window_sum(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
@@ -815,6 +827,82 @@ def refine_field(
         field = _whole_pixel_regions(src, tgt_lum, field, window, accept, check_interrupt, tracker)
     tracker.finish()
     return field, moved
+
+
+def redraw_from_source(
+    source: torch.Tensor,
+    voted: torch.Tensor,
+    field: torch.Tensor,
+    *,
+    radius: int = REDRAW_RADIUS,
+    eps: float = REDRAW_EPS,
+    max_residual: float = REDRAW_RESIDUAL,
+    min_explained: float = REDRAW_EXPLAINED,
+) -> torch.Tensor:
+    """The vote redrawn from the source's own pixels where it was sampled between pixels.
+
+    A bilinear sample between pixels blurs, and so does a vote of overlapping patches
+    whose matches differ by fractions of a pixel. Where a source window's colours explain the
+    vote there as an affine colour transform (a guided filter with the source as the
+    guide: per window ``voted ≈ M·source + b``, the coefficients averaged over the
+    windows that hold a pixel), that transform of the source replaces the vote: the
+    source's own sharp structure in the vote's colours. Pixels whose match lies on a whole
+    pixel (within 0.01 px, a copy, which is sharp) and windows the fit does not explain
+    (over ``max_residual``, or under ``min_explained`` of the vote's variance) keep the
+    vote. A field of whole pixels (a pair the refinement left alone) returns ``voted``.
+
+    Used for A' (source A, voted from B'), not for B: B' may carry its look's own edges,
+    which B must not take.
+
+    Args:
+        source: (N, 3, H, W) RGB 0..1 (A).
+        voted: (N, 3, H, W) the vote (A').
+        field: (N, H, W, 2) the field it was voted through.
+        radius, eps, max_residual, min_explained: ``REDRAW_RADIUS``, ``REDRAW_EPS``,
+            ``REDRAW_RESIDUAL``, ``REDRAW_EXPLAINED``.
+
+    Returns:
+        (N, 3, H, W) in 0..1.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> a = F.interpolate(torch.rand(1, 3, 16, 16, generator=g), size=(32, 32), mode="bicubic").clamp(0, 1)
+        >>> ident = pixel_grid(32, 32).unsqueeze(0)
+        >>> torch.equal(redraw_from_source(a, 1 - a, ident), 1 - a)  # whole pixels: the vote stays
+        True
+        >>> out = redraw_from_source(a, 1 - a, ident + 0.5)  # between pixels: an affine look of A is redrawn
+        >>> bool((out - (1 - a)).abs().max() < 2e-3)
+        True
+    """
+    check_shape(source, "N 3 H W", "source")
+    check_shape(voted, f"{source.shape[0]} 3 {source.shape[2]} {source.shape[3]}", "voted")
+    check_shape(field, f"{source.shape[0]} {source.shape[2]} {source.shape[3]} 2", "field")
+    between = ((field - field.round()).abs() > 0.01).any(dim=-1).unsqueeze(1)
+    if not bool(between.any()):
+        return voted
+    n, _, h, w = voted.shape
+    guide = source.to(voted.dtype)
+
+    def outer(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # (N, 9, H, W): x_i·y_j
+        return (x.unsqueeze(2) * y.unsqueeze(1)).flatten(1, 2)
+
+    stats = box_mean(torch.cat((guide, voted, outer(guide, guide), outer(guide, voted)), dim=1), radius)
+    mean_g, mean_v = stats[:, 0:3], stats[:, 3:6]
+    cov = (stats[:, 6:15] - outer(mean_g, mean_g)).view(n, 3, 3, h, w).permute(0, 3, 4, 1, 2)
+    cross = (stats[:, 15:24] - outer(mean_g, mean_v)).view(n, 3, 3, h, w).permute(0, 3, 4, 1, 2)
+    eye = torch.eye(3, dtype=cov.dtype, device=cov.device)
+    gain = torch.linalg.solve(cov + eps * eye, cross)  # (N, H, W, 3 source, 3 vote)
+    bias = mean_v.permute(0, 2, 3, 1) - (mean_g.permute(0, 2, 3, 1).unsqueeze(-2) @ gain)[..., 0, :]
+    coef = box_mean(torch.cat((gain.flatten(-2), bias), dim=-1).permute(0, 3, 1, 2), radius)
+    gain, bias = coef[:, :9].reshape(n, 3, 3, h, w), coef[:, 9:]
+    fitted = (torch.einsum("nijhw,nihw->njhw", gain, guide) + bias).clamp(0, 1)
+    # per window: the vote's squared difference from the fit, and its variance
+    spread = box_mean(torch.cat((((voted - fitted) ** 2).mean(dim=1, keepdim=True),
+                                 (voted * voted).mean(dim=1, keepdim=True)), dim=1), radius)
+    residual, variance = spread[:, 0:1], spread[:, 1:2] - (mean_v * mean_v).mean(dim=1, keepdim=True)
+    # (a flat window, variance 0, takes its fit: the mean colour, within 1e-6)
+    take = between & (residual < max_residual) & (residual <= (1 - min_explained) * variance + 1e-6)
+    return torch.where(take, fitted, voted)
 
 
 def _exact_whole(field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -397,3 +397,50 @@ def test_gradient_steps_reach_a_subpixel_shift_under_gain_and_bias(device):
     assert _median_error(plain, grid, shift) > 0.3
     stepped, _ = refine_field(a, bp, start, radii=(), gradient_steps=3)
     assert _median_error(stepped, grid, shift) < 0.08  # bilinear sampling of B' bounds it
+
+
+
+def _psnr(x: torch.Tensor, y: torch.Tensor, border: int = 4) -> float:
+    err = (x - y)[..., border:-border, border:-border]
+    return float(-10 * torch.log10(err.pow(2).mean()))
+
+
+def _shapes_pair(device: torch.device, shift: tuple[float, float], size: int = 64, margin: int = 8, seed: int = 0):
+    """A photo-like A (sharp-edged discs of colour over a faint texture) and the look of it
+    moved by ``shift`` px; returns A, B' and the true field from A into B'."""
+    g = torch.Generator().manual_seed(seed)
+    side = size + 2 * margin
+    big = 0.2 + 0.3 * _smooth_image(side, side, torch.device("cpu"), seed=seed, cells=8)
+    ys, xs = torch.meshgrid(torch.arange(side).float(), torch.arange(side).float(), indexing="ij")
+    for _ in range(12):
+        cy, cx, r = (torch.rand(3, generator=g) * torch.tensor([side, side, side / 4])).tolist()
+        disc = ((ys - cy) ** 2 + (xs - cx) ** 2 <= (r + 3) ** 2).float()
+        big = big * (1 - disc) + torch.rand(3, 1, 1, generator=g) * disc
+    big = big.clamp(0, 1).to(device)
+    grid = pixel_grid(size, size, device=device).unsqueeze(0)
+    bp = _mix_gamma(sample_bilinear(big, grid - torch.tensor(shift, device=device) + margin))
+    return big[..., margin : margin + size, margin : margin + size], bp, grid + torch.tensor(shift, device=device)
+
+
+@pytest.mark.parametrize("shift", [(0.5, 0.3), (0.25, 0.0)])
+def test_a_vote_between_pixels_is_redrawn_sharp_from_the_source(device, shift):
+    # voted through the true field between pixels, A' is blurred by the bilinear samples; redrawn
+    # from A, its edges are A's own
+    a, bp, field = _shapes_pair(device, shift)
+    voted = patch_vote(bp, field, 3).clamp(0, 1)
+    truth = _mix_gamma(a)
+    redrawn = pixel.redraw_from_source(a, voted, field)
+    assert _psnr(redrawn, truth) > _psnr(voted, truth) + 1.0
+    # a whole-pixel field is a copy: the vote is returned as it is
+    assert torch.equal(pixel.redraw_from_source(a, voted, field.round()), voted)
+
+
+def test_the_vote_stays_where_the_fit_does_not_explain_it(device):
+    # noise that no colour transform of A makes: with the tests on it stays, with them off the
+    # fit smooths it away
+    a, bp, field = _shapes_pair(device, (0.5, 0.3))
+    noise = torch.randn(a.shape, generator=torch.Generator().manual_seed(1)).to(device)
+    noisy = (patch_vote(bp, field, 3) + 0.1 * noise).clamp(0, 1)
+    kept = pixel.redraw_from_source(a, noisy, field)
+    forced = pixel.redraw_from_source(a, noisy, field, max_residual=1e9, min_explained=0.0)
+    assert float((kept - noisy).abs().mean()) < 0.2 * float((forced - noisy).abs().mean())

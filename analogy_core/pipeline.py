@@ -38,6 +38,7 @@ from .patchmatch import patchmatch
 from .pixel import (
     MIN_MATCHED,
     REFINE_RADII,
+    clamp_field,
     exchange_whole_pixels,
     exchange_work,
     matched_fraction,
@@ -640,7 +641,7 @@ def reconstruct(
         fields = []
         for side, nnf, src_hw, tgt_l, tgt_hw in (("a", nnf_ab, a_hw, b_l, b_hw), ("b", nnf_ba, b_hw, a_l, a_hw)):
             coords = _resample_coords(nnf, src_hw, tgt_l, tgt_hw)
-            coords = torch.stack((coords[..., 0].clamp(0, tgt_hw[1] - 1), coords[..., 1].clamp(0, tgt_hw[0] - 1)), -1)
+            coords = clamp_field(coords, tgt_hw)
             fields.append(constrain_field(_final_constraint(state, side), coords))
         ab, ba = (torch.round(f).long() for f in fields)
         ap = _vote_skipping_ignored(state, ab, vote_patch).clamp(0, 1)

@@ -877,7 +877,7 @@ def redraw_from_source(
     check_shape(source, "N 3 H W", "source")
     check_shape(voted, f"{source.shape[0]} 3 {source.shape[2]} {source.shape[3]}", "voted")
     check_shape(field, f"{source.shape[0]} {source.shape[2]} {source.shape[3]} 2", "field")
-    between = ((field - field.round()).abs() > 0.01).any(dim=-1).unsqueeze(1)
+    between = ~_exact_whole(field)[1].unsqueeze(1)
     if not bool(between.any()):
         return voted
     n, _, h, w = voted.shape

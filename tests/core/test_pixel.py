@@ -399,7 +399,6 @@ def test_gradient_steps_reach_a_subpixel_shift_under_gain_and_bias(device):
     assert _median_error(stepped, grid, shift) < 0.08  # bilinear sampling of B' bounds it
 
 
-
 def _psnr(x: torch.Tensor, y: torch.Tensor, border: int = 4) -> float:
     err = (x - y)[..., border:-border, border:-border]
     return float(-10 * torch.log10(err.pow(2).mean()))

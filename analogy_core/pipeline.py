@@ -43,6 +43,7 @@ from .pixel import (
     exchange_work,
     matched_fraction,
     redraw_from_source,
+    redraw_global_look,
     refine_pyramid,
     refine_work,
     resample_field,
@@ -610,7 +611,8 @@ def reconstruct(
     With pixel-refined fields (``refine_pixels``) B' (for A') and A (for B) are voted
     through them, sampling bilinearly, and A' is redrawn from A's own pixels where it was
     sampled between pixels and a local affine colour transform of A explains it
-    (``pixel.redraw_from_source``; a pair the refinement left alone keeps whole-pixel
+    (``pixel.redraw_from_source``), then drawn as one colour map of A where B''s look is
+    one (``pixel.redraw_global_look``; a pair the refinement left alone keeps whole-pixel
     fields and so its vote); otherwise the fields at ``layer`` are carried to the
     caller's original image sizes and the images voted through them there. Patches are
     ``vote_patch`` pixels wide.
@@ -630,6 +632,7 @@ def reconstruct(
     if state.field_ab is not None and state.field_ba is not None:
         ap = _vote_skipping_ignored(state, state.field_ab, vote_patch).clamp(0, 1)
         ap = redraw_from_source(state.a, ap, state.field_ab)
+        ap = redraw_global_look(state.a, ap, state.field_ab, state.field_ba)
         b = patch_vote(state.a, state.field_ba, vote_patch).clamp(0, 1)
         flow_ab = state.field_ab - pixel_grid(*a_hw, device=state.a.device)
         flow_ba = state.field_ba - pixel_grid(*b_hw, device=state.a.device)

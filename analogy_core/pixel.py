@@ -166,9 +166,16 @@ REDRAW_EXPLAINED = 0.5
 """Least share of the vote's window variance the fit must explain where it is taken: a
 look that adds its own edges (posterisation steps, brush strokes) keeps its vote."""
 LOOK_BINS = 25
-"""Bins per RGB channel of the source colours in which ``redraw_global_look`` fits the look
-(0.04 wide). On the quality bench 20–50 bins gave mean A' within 1 dB of each other; 25
-puts no bin edge on the bench's posterisation steps (multiples of 1/4), as 20 or 40 would."""
+"""Most bins per RGB channel of the source colours in which ``redraw_global_look`` fits the
+look (0.04 wide). On the quality bench 20–50 bins gave mean A' within 1 dB of each other;
+25 puts no bin edge on the bench's posterisation steps (multiples of 1/4), as 20 or 40
+would."""
+LOOK_PIXELS_PER_BIN = 3
+"""Smaller images get fewer bins, ⌊∛(H·W / 3)⌋ per channel, so that a bin holds as many
+pixels at every size: 25 from 224×224 up, 16 at 128×96 (a video frame of the video bench,
+where 25 bins made a map coarser than a good vote: frames lost up to 1.7 dB)."""
+LOOK_MIN_BINS = 4
+"""Fewest bins per channel, however small the image (unless ``bins`` asks for fewer)."""
 LOOK_MIN_PIXELS = 16
 """Least reliable pixels in a colour bin for an affine fit there (a bin with fewer takes
 their mean vote)."""
@@ -966,7 +973,7 @@ def redraw_global_look(
     turn, a posterisation) is learnt from the correspondence and applied to the source
     itself, sharp, as HaCohen et al. fit a global colour model to dense correspondences
     ("Non-rigid dense correspondence", SIGGRAPH 2011). The source's colours are binned
-    (``bins`` per channel) and, in each bin, the vote is fitted as an affine colour
+    (up to ``bins`` per channel) and, in each bin, the vote is fitted as an affine colour
     transform of the source over the pixels whose match the other field leads back to
     (within ``LOOK_CYCLE_TOL`` px): a piecewise affine colour map, which follows a smooth
     curve closely and a step to within one bin. The map is used only when it explains
@@ -990,8 +997,9 @@ def redraw_global_look(
         voted: (N, 3, H, W) the vote (A').
         field: (N, H, W, 2) the field it was voted through (A → B').
         inverse: (N, H', W', 2) the other direction's field (B' → A).
-        bins, eps, min_explained, tolerance: ``LOOK_BINS``, ``LOOK_EPS``,
-            ``LOOK_EXPLAINED``, ``LOOK_TOLERANCE``.
+        bins, eps, min_explained, tolerance: ``LOOK_BINS`` (the most; fewer on images
+            under 224×224 px, ``LOOK_PIXELS_PER_BIN``), ``LOOK_EPS``, ``LOOK_EXPLAINED``,
+            ``LOOK_TOLERANCE``.
 
     Returns:
         (N, 3, H, W) in 0..1.
@@ -1017,9 +1025,10 @@ def redraw_global_look(
     if not bool(between.any()):
         return voted
     reliable = _leads_back(field, inverse, LOOK_CYCLE_TOL)
+    cells = min(bins, max(LOOK_MIN_BINS, _cube_root_floor(h * w // LOOK_PIXELS_PER_BIN)))
     out = voted.clone()
     for i in range(n):
-        fitted = _colour_map(source[i].to(voted.dtype), voted[i], reliable[i], bins, eps, min_explained)
+        fitted = _colour_map(source[i].to(voted.dtype), voted[i], reliable[i], cells, eps, min_explained)
         if fitted is None:
             continue
         lo, hi = _range_3x3(fitted)
@@ -1027,6 +1036,16 @@ def redraw_global_look(
         take = (between[i] & inside) | ~reliable[i]
         out[i] = torch.where(take & ~fitted.isnan().any(dim=0), fitted, voted[i])
     return out
+
+
+def _cube_root_floor(n: int) -> int:
+    """The largest integer whose cube is at most ``n`` (exact, unlike ``n ** (1 / 3)``)."""
+    root = round(max(n, 0) ** (1 / 3))
+    while root**3 > n:
+        root -= 1
+    while (root + 1) ** 3 <= n:
+        root += 1
+    return root
 
 
 def _range_3x3(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1040,7 +1040,7 @@ def redraw_global_look(
 
 def _cube_root_floor(n: int) -> int:
     """The largest integer whose cube is at most ``n`` (exact, unlike ``n ** (1 / 3)``)."""
-    root = round(max(n, 0) ** (1 / 3))
+    root = round(math.pow(max(n, 0), 1.0 / 3.0))
     while root**3 > n:
         root -= 1
     while (root + 1) ** 3 <= n:

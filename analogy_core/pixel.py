@@ -196,6 +196,9 @@ LOOK_TOLERANCE = 0.01
 """How far (per channel) the vote may lie outside the range of the fitted look over a
 pixel's 3×3 neighbourhood where the fit is taken: the vote between pixels blurs the look's
 edges (it lies between the values beside it), but it does not leave their range."""
+_LOOK_CHUNK = 1 << 16
+"""Pixels whose colour moments (and whose map value) are made at a time: bounded memory on
+large images."""
 LOOK_CYCLE_TOL = 1.0
 """px: the pixels the look is fitted on have matches that the other field leads back to
 within this distance (a region of A that B' does not show has no such match)."""
@@ -1089,20 +1092,27 @@ def _colour_map(
     residual = ((v[known] - held_out) ** 2).mean()
     if not bool(residual <= (1 - min_explained) * v[known].var(dim=0).mean()):
         return None
-    moments = torch.cat((counted[:, :1], s, v, (s.unsqueeze(-1) * s.unsqueeze(-2)).flatten(1),
-                         (s.unsqueeze(-1) * v.unsqueeze(-2)).flatten(1)), dim=1)
-    sums = torch.zeros(bins**3, moments.shape[1], dtype=v.dtype, device=v.device).index_add_(0, k, moments)
+    sums = torch.zeros(bins**3, 25, dtype=v.dtype, device=v.device)
+    for part in range(0, k.shape[0], _LOOK_CHUNK):  # moments a slice of pixels at a time
+        sp, vp = s[part : part + _LOOK_CHUNK], v[part : part + _LOOK_CHUNK]
+        moments = torch.cat((counted[part : part + _LOOK_CHUNK, :1], sp, vp,
+                             (sp.unsqueeze(-1) * sp.unsqueeze(-2)).flatten(1),
+                             (sp.unsqueeze(-1) * vp.unsqueeze(-2)).flatten(1)), dim=1)
+        sums.index_add_(0, k[part : part + _LOOK_CHUNK], moments)
     count = sums[:, 0]
     occupied = count > 0
     gain, bias = _affine_colour_fit(sums[occupied, 1:] / count[occupied, None], eps)
     few = count[occupied] < LOOK_MIN_PIXELS  # too few for an affine fit: the bin's mean vote
     gain = torch.where(few[:, None, None], 0.0, gain)
     bias = torch.where(few[:, None], sums[occupied, 4:7] / count[occupied, None], bias)
-    table = torch.full((bins**3, 4, 3), torch.nan, dtype=moments.dtype, device=moments.device)
+    table = torch.full((bins**3, 4, 3), torch.nan, dtype=v.dtype, device=v.device)
     table[occupied] = torch.cat((gain, bias.unsqueeze(1)), dim=1)
-    coef = table[code]  # (P, 4, 3)
-    fitted = torch.addcmul(coef[:, 3], src[:, 0:1], coef[:, 0])
-    fitted.addcmul_(src[:, 1:2], coef[:, 1]).addcmul_(src[:, 2:3], coef[:, 2])
+    fitted = torch.empty_like(src)
+    for part in range(0, src.shape[0], _LOOK_CHUNK):
+        coef = table[code[part : part + _LOOK_CHUNK]]  # (chunk, 4, 3)
+        sp = src[part : part + _LOOK_CHUNK]
+        out = torch.addcmul(coef[:, 3], sp[:, 0:1], coef[:, 0], out=fitted[part : part + _LOOK_CHUNK])
+        out.addcmul_(sp[:, 1:2], coef[:, 1]).addcmul_(sp[:, 2:3], coef[:, 2])
     return fitted.clamp(0, 1).T.reshape(voted.shape)
 
 

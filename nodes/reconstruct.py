@@ -21,8 +21,9 @@ class PatchVoteReconstruction(io.ComfyNode):
             description=(
                 "Carries the relu1_1 fields to the input resolution and builds A' from B''s pixels (and B from A's) "
                 "by averaging overlapping patches (Liao et al. 2017, §4.5 Output); after Pixel Refinement it votes "
-                "through the refined fields; limit masks given to Extract Features are applied here, last. Last of the step "
-                "nodes."
+                "through the refined fields, redraws A' from A's own pixels where it was sampled between pixels, and "
+                "where B''s look is one colour map of A (a grade, a colour mix) draws A' as that map of A; limit masks "
+                "given to Extract Features are applied here, last. Last of the step nodes."
             ),
             inputs=[
                 STATE.Input("state", tooltip="From Pixel Refinement, or from NNF Search at relu1_1 to vote through the "

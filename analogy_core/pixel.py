@@ -454,6 +454,47 @@ def _with_gradients(lum: torch.Tensor) -> torch.Tensor:
     return torch.cat((lum, gx, gy), dim=1)
 
 
+def _solve_symmetric3(
+    upper: Sequence[torch.Tensor], rhs: Sequence[torch.Tensor], *, first_only: bool = False
+) -> list[torch.Tensor]:
+    """Solve a map of symmetric 3×3 systems ``A · x = b`` at once, by the adjugate.
+
+    Elementwise arithmetic on whole maps, in float64 (the cofactors of float32 entries
+    are then nearly exact), returned in the inputs' dtype. The callers add a ridge, so A
+    is never singular. Unlike ``torch.linalg.solve`` it needs no stacked (..., 3, 3)
+    matrix, and it can stop at the first unknown: in the pixel refinement at 448×448 px
+    on one CPU thread, the consensus's affine fits (``_agreed_displacements``) took two
+    thirds of their time with ``torch.linalg.solve``, the Gauss-Newton steps 85 %.
+
+    Args:
+        upper: A's upper triangle, (a00, a01, a02, a11, a12, a22), maps of one shape.
+        rhs: (b0, b1, b2), maps that broadcast with A's entries (e.g. a trailing
+            dimension of several right-hand sides).
+        first_only: return x0 alone.
+
+    Returns:
+        ``[x0, x1, x2]`` (``[x0]`` with ``first_only``).
+
+    Example:
+        >>> m = torch.tensor([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+        >>> b = torch.tensor([[1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
+        >>> x = _solve_symmetric3([m[i, j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))], list(b))
+        >>> torch.allclose(torch.stack(x), torch.linalg.solve(m, b))
+        True
+    """
+    a00, a01, a02, a11, a12, a22 = (a.double() for a in upper)
+    b0, b1, b2 = (b.double() for b in rhs)
+    dtype = torch.promote_types(upper[0].dtype, rhs[0].dtype)
+    # the cofactors (the adjugate of a symmetric matrix is symmetric)
+    c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
+    inv_det = (a00 * c00).addcmul_(a01, c01).addcmul_(a02, c02).reciprocal_()
+    rows = [(c00, c01, c02)]
+    if not first_only:
+        c11, c12, c22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
+        rows += [(c01, c11, c12), (c02, c12, c22)]
+    return [(ci0 * b0).addcmul_(ci1, b1).addcmul_(ci2, b2).mul_(inv_det).to(dtype) for ci0, ci1, ci2 in rows]
+
+
 def _gradient_step(
     src: _WindowStats,
     tgt: torch.Tensor,
@@ -489,21 +530,13 @@ def _gradient_step(
     m = [mean[:, i] for i in range(3)]
     second = stats[:, 3:9]
     cross = stats[:, 9:12]
-    # centred covariances: [T, Tx, Ty] × [T, Tx, Ty] and with S
-    idx = {(0, 0): 0, (0, 1): 1, (0, 2): 2, (1, 1): 3, (1, 2): 4, (2, 2): 5}
-    cov = torch.empty(*src_lum.shape[:1], *src_lum.shape[-2:], 3, 3, dtype=field.dtype, device=field.device)
-    for (i, j), k in idx.items():
-        c = second[:, k] - m[i] * m[j]
-        cov[..., i, j] = c
-        cov[..., j, i] = c
-    rhs = torch.stack([cross[:, i] - src_mean[:, 0] * m[i] for i in range(3)], dim=-1)
-    cov[..., 1, 1] += regulariser
-    cov[..., 2, 2] += regulariser
-    cov[..., 0, 0] += _VAR_EPS
-    sol = torch.linalg.solve(cov, rhs.unsqueeze(-1))[..., 0]
-    gain = sol[..., 0]
+    # centred covariances: [T, Tx, Ty] × [T, Tx, Ty] (upper triangle) and with S
+    ridge = {(0, 0): _VAR_EPS, (1, 1): regulariser, (2, 2): regulariser}
+    upper = [second[:, k] - m[i] * m[j] + ridge.get((i, j), 0.0)
+             for k, (i, j) in enumerate(((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))]
+    gain, *shift = _solve_symmetric3(upper, [cross[:, i] - src_mean[:, 0] * m[i] for i in range(3)])
     ok = (src_var[:, 0] > min_texture) & (gain.abs() > 1e-3)
-    delta = sol[..., 1:3] / torch.where(ok, gain, torch.ones_like(gain)).unsqueeze(-1)
+    delta = torch.stack(shift, dim=-1) / torch.where(ok, gain, torch.ones_like(gain)).unsqueeze(-1)
     ok = ok & (delta.abs().amax(dim=-1) <= 0.5)
     moved = torch.where(ok.unsqueeze(-1), field + delta, field)
     target_hw = (int(tgt.shape[-2]), int(tgt.shape[-1]))
@@ -563,8 +596,6 @@ def _agreed_displacements(disp: torch.Tensor, weight: torch.Tensor, radius: int)
         (N, H, W) mean weight they rest on.
     """
     n, _, h, w = disp.shape
-    sums = box_mean(torch.cat((disp * weight, weight), dim=1), radius)
-    mean = sums[:, 0:2] / sums[:, 2:3].clamp_min(1e-12)
     # moments of the weights and the weighted displacements in coordinates scaled by the
     # radius, then centred on each pixel p (u = x − x_p): disp ≈ d0 + J·u, d0 is the fit at p
     scale = float(max(radius, 1))
@@ -573,18 +604,18 @@ def _agreed_displacements(disp: torch.Tensor, weight: torch.Tensor, radius: int)
     mom = box_mean(torch.cat((weight, weight * xs, weight * ys, weight * xs * xs, weight * xs * ys, weight * ys * ys,
                               disp * weight, disp * weight * xs, disp * weight * ys), dim=1), radius)
     s0, sx, sy, sxx, sxy, syy = (mom[:, i] for i in range(6))
+    mean = mom[:, 6:8] / mom[:, 0:1].clamp_min(1e-12)
     x0, y0 = xs[:, 0], ys[:, 0]
     su, sv = sx - s0 * x0, sy - s0 * y0
     suu = sxx - 2 * x0 * sx + x0 * x0 * s0
     svv = syy - 2 * y0 * sy + y0 * y0 * s0
     suv = sxy - x0 * sy - y0 * sx + x0 * y0 * s0
-    mat = torch.stack((torch.stack((s0, su, sv), -1), torch.stack((su, suu, suv), -1), torch.stack((sv, suv, svv), -1)), -2)
     reg = 1e-3 * s0.clamp_min(1e-12)  # a ridge on J: a window with support on a line only stays near its mean
-    mat = mat + torch.diag_embed(torch.stack((torch.full_like(s0, 1e-12), reg, reg), -1))
-    rhs = torch.stack([torch.stack((mom[:, 6 + c], mom[:, 8 + c] - x0 * mom[:, 6 + c], mom[:, 10 + c] - y0 * mom[:, 6 + c]), -1)
-                       for c in range(2)], dim=-1)
-    affine = torch.linalg.solve(mat, rhs)[..., 0, :].permute(0, 3, 1, 2)
-    return [(mean, sums[:, 2]), (affine, s0)]
+    upper = [x.unsqueeze(1) for x in (s0 + 1e-12, su, sv, suu + reg, suv, svv + reg)]  # (N, 1, H, W) each
+    # the two displacement components as a channel dimension of the right-hand sides
+    rhs = [mom[:, 6:8], mom[:, 8:10] - x0.unsqueeze(1) * mom[:, 6:8], mom[:, 10:12] - y0.unsqueeze(1) * mom[:, 6:8]]
+    [affine] = _solve_symmetric3(upper, rhs, first_only=True)
+    return [(mean, s0), (affine, s0)]
 
 
 def _refine_pass(
@@ -953,8 +984,8 @@ def _affine_colour_fit(stats: torch.Tensor, eps: float) -> tuple[torch.Tensor, t
     shape = (*stats.shape[:-1], 3, 3)
     cov = stats[..., 6:15].reshape(shape) - mean_s.unsqueeze(-1) * mean_s.unsqueeze(-2)
     cross = stats[..., 15:24].reshape(shape) - mean_s.unsqueeze(-1) * mean_v.unsqueeze(-2)
-    eye = torch.eye(3, dtype=cov.dtype, device=cov.device)
-    gain = torch.linalg.solve(cov + eps * eye, cross)
+    upper = [cov[..., i, j, None] + (eps if i == j else 0.0) for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))]
+    gain = torch.stack(_solve_symmetric3(upper, [cross[..., i, :] for i in range(3)]), dim=-2)
     bias = mean_v - (mean_s.unsqueeze(-2) @ gain)[..., 0, :]
     return gain, bias
 

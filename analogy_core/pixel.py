@@ -463,8 +463,8 @@ def _solve_symmetric3(
     are then nearly exact), returned in the inputs' dtype. The callers add a ridge, so A
     is never singular. Unlike ``torch.linalg.solve`` it needs no stacked (..., 3, 3)
     matrix, and it can stop at the first unknown: in the pixel refinement at 448×448 px
-    on one CPU thread, the consensus's affine fits (``_agreed_displacements``) took two
-    thirds of their time with ``torch.linalg.solve``, the Gauss-Newton steps 85 %.
+    on one CPU thread, the consensus's affine fits (``_agreed_displacements``) take two
+    thirds of the time they took with ``torch.linalg.solve``, the Gauss-Newton steps 85 %.
 
     Args:
         upper: A's upper triangle, (a00, a01, a02, a11, a12, a22), maps of one shape.

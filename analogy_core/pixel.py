@@ -1109,8 +1109,8 @@ def _colour_map(
     # tiles of LOOK_TILE px in a checkerboard: the held-out test predicts each tile's pixels
     # from the other colour of tiles, so a bin whose pixels lie together in one place (a
     # colour that only one stroke or one object has) proves nothing
-    ys, xs = torch.meshgrid(torch.arange(h, device=code.device), torch.arange(w, device=code.device), indexing="ij")
-    side = ((ys // LOOK_TILE + xs // LOOK_TILE) % 2).flatten()
+    tile = pixel_grid(h, w, dtype=torch.long, device=code.device) // LOOK_TILE  # (x, y) tile of each pixel
+    side = (tile.sum(dim=-1) % 2).flatten()
     keep = reliable.flatten()
     s, v, k, t = src[keep], vote[keep], code[keep], side[keep]
     counted = torch.cat((torch.ones_like(v[:, :1]), v), dim=1)  # count and vote sums per bin and side
